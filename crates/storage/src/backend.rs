@@ -1,0 +1,4 @@
+//! One module per backend, each named by its configuration key.
+
+pub mod filesystem;
+pub mod inmemory;

@@ -1,0 +1,156 @@
+//! The storage driver contract: the operations distribution's drivers have, in Rust types.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::stream::BoxStream;
+
+use crate::path::{InvalidPath, StoragePath};
+
+/// Chunks of a file, read in order; dropping the stream stops the read.
+pub type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// Storage failures by meaning, so the registry can tell "absent" from "broken".
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Nothing at that path.
+    #[error("path not found: {path}")]
+    NotFound {
+        /// The missing path.
+        path: StoragePath,
+    },
+    /// A path string outside the grammar.
+    #[error(transparent)]
+    InvalidPath(#[from] InvalidPath),
+    /// A read offset past the end of the file.
+    #[error("invalid offset {offset} for {path}")]
+    InvalidOffset {
+        /// The file.
+        path: StoragePath,
+        /// The offset asked for.
+        offset: u64,
+    },
+    /// The backend cannot do this operation.
+    #[error("operation not supported by the {driver} driver")]
+    Unsupported {
+        /// The backend's name.
+        driver: &'static str,
+    },
+    /// Anything else the backend reported.
+    #[error("{driver} driver: {source}")]
+    Backend {
+        /// The backend's name.
+        driver: &'static str,
+        /// The underlying failure.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl Error {
+    /// Whether this is a missing path, the one failure callers routinely handle.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+
+    /// Wraps an I/O error, turning `NotFound` into [`Error::NotFound`].
+    pub fn io(driver: &'static str, path: &StoragePath, e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::NotFound { path: path.clone() }
+        } else {
+            Error::Backend {
+                driver,
+                source: Box::new(e),
+            }
+        }
+    }
+}
+
+/// Result of every storage operation.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What `stat` knows about a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileInfo {
+    /// The path described.
+    pub path: StoragePath,
+    /// Size in bytes (0 for directories).
+    pub size: u64,
+    /// Last modification, used by upload purging and online GC grace periods.
+    pub modified: SystemTime,
+    /// Directories exist implicitly on object stores: any path with children is one.
+    pub is_dir: bool,
+}
+
+/// Raw bytes at validated paths; knows nothing of OCI. One impl per backend.
+#[async_trait]
+pub trait Driver: Send + Sync + 'static {
+    /// The config key of the backend, for logs and metrics.
+    fn name(&self) -> &'static str;
+
+    /// Reads a whole small file (links, manifests, upload state) into memory.
+    async fn get_content(&self, path: &StoragePath) -> Result<Bytes>;
+
+    /// Replaces a small file atomically: a reader sees the old or the new content, never a mix.
+    async fn put_content(&self, path: &StoragePath, content: Bytes) -> Result<()>;
+
+    /// Streams a file from `offset`; `InvalidOffset` past its end.
+    async fn reader(&self, path: &StoragePath, offset: u64) -> Result<ByteStream>;
+
+    /// Opens a writer; with `append` it continues an existing file (possibly written by another
+    /// process or instance) from its current size, else it truncates.
+    async fn writer(&self, path: &StoragePath, append: bool) -> Result<Box<dyn FileWriter>>;
+
+    /// Describes a file or directory; `NotFound` when neither exists.
+    async fn stat(&self, path: &StoragePath) -> Result<FileInfo>;
+
+    /// Direct children of a directory, sorted; `NotFound` when it does not exist.
+    async fn list(&self, dir: &StoragePath) -> Result<Vec<StoragePath>>;
+
+    /// Moves a file into place, replacing any file already there (the commit step of blob uploads).
+    async fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()>;
+
+    /// Deletes a file or a whole subtree; `NotFound` when nothing was there.
+    async fn delete(&self, path: &StoragePath) -> Result<()>;
+
+    /// A URL a client may fetch the file from directly, when the backend offers one.
+    async fn redirect_url(&self, _path: &StoragePath) -> Result<Option<String>> {
+        Ok(None)
+    }
+
+    /// Every file and directory below `root`, depth first in lexical order (default: list + stat).
+    async fn walk(&self, root: &StoragePath) -> Result<Vec<FileInfo>> {
+        let mut out = Vec::new();
+        let mut stack = vec![root.clone()];
+        while let Some(dir) = stack.pop() {
+            let children = self.list(&dir).await?;
+            for child in children.into_iter().rev() {
+                let info = self.stat(&child).await?;
+                if info.is_dir {
+                    stack.push(child);
+                }
+                out.push(info);
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+}
+
+/// An open write; consumed by commit or cancel, so writing after either cannot compile.
+#[async_trait]
+pub trait FileWriter: Send {
+    /// Appends bytes.
+    async fn write(&mut self, chunk: Bytes) -> Result<()>;
+
+    /// Bytes in the file so far, including what was there before an append.
+    fn size(&self) -> u64;
+
+    /// Makes everything written durable and visible at the path.
+    async fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Discards the file.
+    async fn cancel(self: Box<Self>) -> Result<()>;
+}

@@ -1,0 +1,52 @@
+//! Picks the backend named in the configuration; the one place a config becomes a driver.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::backend::{filesystem::FilesystemDriver, inmemory::InMemoryDriver};
+use crate::driver::{Driver, Result};
+
+/// Parameters of the `filesystem` driver (distribution's keys).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilesystemParams {
+    /// `rootdirectory`: where `docker/registry/v2` lives; default `/var/lib/registry`.
+    pub root_directory: PathBuf,
+    /// `maxthreads`: bound on concurrent blocking file operations; default 100, minimum 25.
+    pub max_threads: u64,
+}
+
+impl Default for FilesystemParams {
+    fn default() -> Self {
+        FilesystemParams {
+            root_directory: PathBuf::from("/var/lib/registry"),
+            max_threads: 100,
+        }
+    }
+}
+
+/// The one storage driver key of `storage:` with its parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriverConfig {
+    /// `filesystem:`
+    Filesystem(FilesystemParams),
+    /// `inmemory:` (a single process only; content is lost on exit).
+    InMemory,
+}
+
+impl DriverConfig {
+    /// The configuration key naming this backend.
+    pub fn name(&self) -> &'static str {
+        match self {
+            DriverConfig::Filesystem(_) => "filesystem",
+            DriverConfig::InMemory => "inmemory",
+        }
+    }
+
+    /// Builds the driver, creating what the backend needs (the root directory) up front.
+    pub async fn build(&self) -> Result<Arc<dyn Driver>> {
+        Ok(match self {
+            DriverConfig::Filesystem(p) => Arc::new(FilesystemDriver::new(p.clone()).await?),
+            DriverConfig::InMemory => Arc::new(InMemoryDriver::new()),
+        })
+    }
+}

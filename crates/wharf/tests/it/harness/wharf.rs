@@ -1,0 +1,122 @@
+//! A wharf server process on a free port with its own storage root.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::free_port;
+
+/// A running `wharf serve`; killed when dropped.
+pub struct Wharf {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    extra_yaml: String,
+}
+
+impl Wharf {
+    /// Starts wharf with filesystem storage, deletes enabled.
+    pub fn start() -> Wharf {
+        Self::start_with("")
+    }
+
+    /// Starts wharf with extra top-level YAML appended to the default config (e.g. `validation:`).
+    /// The default config has `storage.filesystem.rootdirectory` pointing into a temp dir and
+    /// `storage.delete.enabled: true`; pass a full `storage:` section in `extra_yaml` only via
+    /// [`Wharf::start_with_config`].
+    pub fn start_with(extra_yaml: &str) -> Wharf {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = Wharf {
+            child: None,
+            port: free_port(),
+            dir,
+            extra_yaml: extra_yaml.to_owned(),
+        };
+        w.spawn();
+        w
+    }
+
+    /// The storage root (the `rootdirectory` of the filesystem driver).
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:12345`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `host:port`, as docker and skopeo want it.
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The config file this server was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.yml")
+    }
+
+    fn write_config(&self) {
+        let yaml = format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}\n",
+            root = self.root().display(),
+            port = self.port,
+            extra = self.extra_yaml,
+        );
+        std::fs::write(self.config_path(), yaml).expect("write config");
+    }
+
+    fn spawn(&mut self) {
+        self.write_config();
+        let log = std::fs::File::create(self.dir.path().join("wharf.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .arg("serve")
+            .arg(self.config_path())
+            .stdout(Stdio::from(log.try_clone().expect("dup log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn wharf");
+        self.child = Some(child);
+        wait_for_port(self.port, Duration::from_secs(20), &self.dir.path().join("wharf.log"));
+    }
+
+    /// Kills the server with SIGKILL (no draining), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and storage root.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// The server's log so far, for assertions and failure messages.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("wharf.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Wharf {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Waits until something accepts connections on `port`, or panics with the server's log.
+pub fn wait_for_port(port: u16, timeout: Duration, log: &Path) {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "server did not listen on {port} within {timeout:?}; log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}

@@ -1,0 +1,15 @@
+//! wharf's integration tests: one binary, so a 2-core CI links once.
+//!
+//! Tests that need an outside program (dockerd, skopeo, podman, docker-registry) skip with a
+//! printed reason when it is missing, and fail when `CI=true`.
+
+mod harness;
+
+mod api_blobs;
+mod api_discovery;
+mod api_errors;
+mod api_manifests;
+mod api_uploads;
+mod clients;
+mod compat;
+mod crash;
