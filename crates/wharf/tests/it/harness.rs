@@ -2,6 +2,11 @@
 
 #![allow(dead_code)]
 
+pub mod distribution;
+pub mod docker;
+pub mod oci;
+pub mod podman;
+pub mod skopeo;
 pub mod wharf;
 
 pub use self::wharf::Wharf;
