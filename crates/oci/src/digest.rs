@@ -94,7 +94,9 @@ impl FromStr for Digest {
         // spec grammar: algorithm-component [a-z0-9]+ joined by [+._-]; encoded [a-zA-Z0-9=_-]+
         let alg_ok = !alg.is_empty()
             && alg.split(['+', '.', '_', '-']).all(|c| {
-                !c.is_empty() && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+                !c.is_empty()
+                    && c.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             });
         let enc_ok = !encoded.is_empty()
             && encoded
@@ -213,14 +215,20 @@ mod tests {
         let cases: &[(&str, bool)] = &[
             (EMPTY, true),
             (&format!("sha512:{}", "a".repeat(128)), true),
-            ("sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", false),
+            (
+                "sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+                false,
+            ),
             ("sha256:abc", false),
             ("sha256", false),
             (":abc", false),
             ("sha256:", false),
             (&format!("md5:{}", "a".repeat(32)), false),
             (&format!("sha256:{}", "g".repeat(64)), false),
-            ("sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564", false),
+            (
+                "sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564",
+                false,
+            ),
         ];
         for (s, ok) in cases {
             assert_eq!(s.parse::<Digest>().is_ok(), *ok, "{s}");

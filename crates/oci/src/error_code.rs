@@ -44,6 +44,9 @@ pub enum ErrorCode {
     ManifestUnverified,
     /// distribution: `n` that is not a positive number
     PaginationNumberInvalid,
+    /// A manifest over the size limit: SIZE_INVALID with 413, as the spec asks for oversized
+    /// manifests.
+    ManifestTooLarge,
 }
 
 /// What a code puts on the wire.
@@ -64,7 +67,11 @@ impl ErrorCode {
         let (code, status, message) = match self {
             BlobUnknown => ("BLOB_UNKNOWN", 404, "blob unknown to registry"),
             BlobUploadInvalid => ("BLOB_UPLOAD_INVALID", 400, "blob upload invalid"),
-            BlobUploadUnknown => ("BLOB_UPLOAD_UNKNOWN", 404, "blob upload unknown to registry"),
+            BlobUploadUnknown => (
+                "BLOB_UPLOAD_UNKNOWN",
+                404,
+                "blob upload unknown to registry",
+            ),
             DigestInvalid => (
                 "DIGEST_INVALID",
                 400,
@@ -98,6 +105,7 @@ impl ErrorCode {
                 400,
                 "invalid number of results requested",
             ),
+            ManifestTooLarge => ("SIZE_INVALID", 413, "manifest exceeds the size limit"),
         };
         Descriptor {
             code,

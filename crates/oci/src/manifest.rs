@@ -154,7 +154,10 @@ impl Manifest {
             return Err(ManifestError::Invalid("schemaVersion must be 2".into()));
         }
         let header_kind = header.and_then(ManifestKind::from_media_type);
-        let body_kind = raw.media_type.as_deref().and_then(ManifestKind::from_media_type);
+        let body_kind = raw
+            .media_type
+            .as_deref()
+            .and_then(ManifestKind::from_media_type);
         let kind = match (header_kind, raw.media_type.as_deref()) {
             (Some(h), Some(b)) if h.media_type() != b => {
                 return Err(ManifestError::MediaTypeMismatch {
@@ -169,7 +172,9 @@ impl Manifest {
             (None, None) if raw.manifests.is_some() => ManifestKind::OciIndex,
             (None, None) if raw.config.is_some() => ManifestKind::OciManifest,
             (None, None) => {
-                return Err(ManifestError::Invalid("cannot tell the manifest type".into()));
+                return Err(ManifestError::Invalid(
+                    "cannot tell the manifest type".into(),
+                ));
             }
         };
         if matches!(kind, ManifestKind::DockerV2 | ManifestKind::DockerList)
@@ -271,11 +276,18 @@ mod tests {
             (Some(mt::OCI_INDEX), image(Some(mt::OCI_MANIFEST))),
             (Some(mt::DOCKER_MANIFEST_V2), image(None)),
             (None, r#"{"schemaVersion":2}"#.into()),
-            (None, r#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:1","size":1}}"#.into()),
+            (
+                None,
+                r#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:1","size":1}}"#
+                    .into(),
+            ),
             (Some(mt::OCI_INDEX), r#"{"schemaVersion":2}"#.into()),
         ];
         for (ct, body) in cases {
-            assert!(Manifest::parse(*ct, body.as_bytes()).is_err(), "{ct:?} {body}");
+            assert!(
+                Manifest::parse(*ct, body.as_bytes()).is_err(),
+                "{ct:?} {body}"
+            );
         }
     }
 }

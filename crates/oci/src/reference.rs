@@ -202,7 +202,10 @@ mod tests {
 
     #[test]
     fn reference_picks_digest_on_colon() {
-        assert!(matches!("latest".parse::<Reference>(), Ok(Reference::Tag(_))));
+        assert!(matches!(
+            "latest".parse::<Reference>(),
+            Ok(Reference::Tag(_))
+        ));
         let d = format!("sha256:{}", "0".repeat(64));
         assert!(matches!(d.parse::<Reference>(), Ok(Reference::Digest(_))));
         assert!("sha256:zz".parse::<Reference>().is_err());

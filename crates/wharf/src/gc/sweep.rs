@@ -1,0 +1,63 @@
+//! The sweep phase: delete unmarked blobs and the repository links that pointed at them.
+
+use std::collections::BTreeSet;
+
+use wharf_oci::{Digest, RepoName};
+use wharf_storage::StoragePath;
+
+use super::Report;
+use crate::registry::layout::{PathSpec, ROOT};
+use crate::registry::{Registry, Result};
+
+/// Deletes (or, with `dry_run`, lists) every blob not in `marked`.
+pub async fn sweep(
+    registry: &Registry,
+    marked: &BTreeSet<Digest>,
+    dry_run: bool,
+    report: &mut Report,
+) -> Result<()> {
+    let blobs = StoragePath::new(format!("{ROOT}/blobs"))?;
+    for alg in registry.child_names(&blobs).await? {
+        let alg_dir = blobs.join(&alg)?;
+        for prefix in registry.child_names(&alg_dir).await? {
+            for hex in registry.child_names(&alg_dir.join(&prefix)?).await? {
+                let Ok(digest) = format!("{alg}:{hex}").parse::<Digest>() else {
+                    continue;
+                };
+                if marked.contains(&digest) {
+                    continue;
+                }
+                let size = registry.blob_size(&digest).await?.unwrap_or(0);
+                if !dry_run {
+                    registry
+                        .remove(&PathSpec::Blob { digest: &digest }.path())
+                        .await?;
+                }
+                report.bytes_freed += size;
+                report.blobs_deleted.push((digest, size));
+            }
+        }
+    }
+    if !dry_run {
+        let swept: BTreeSet<&Digest> = report.blobs_deleted.iter().map(|(d, _)| d).collect();
+        for name in registry.list_repositories().await? {
+            let Ok(repo) = name.parse::<RepoName>() else {
+                continue;
+            };
+            let layers = PathSpec::Repository { repo: &repo }
+                .path()
+                .join("_layers")?;
+            for alg in registry.child_names(&layers).await? {
+                for hex in registry.child_names(&layers.join(&alg)?).await? {
+                    let linked = format!("{alg}:{hex}").parse::<Digest>();
+                    if linked.is_ok_and(|d| swept.contains(&d)) {
+                        registry
+                            .remove(&layers.join(&format!("{alg}/{hex}"))?)
+                            .await?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,9 @@
+//! wharf: a container image registry that serves the OCI Distribution Spec and the Docker
+//! Registry HTTP API V2 over distribution's storage layout and configuration.
+//!
+//! Layers, each depending only on those below it: `cli` → `server` → `api` → `registry` →
+//! `wharf_storage::Driver`; `config` is read by `cli` and `server` only.
+
+pub mod api;
+pub mod gc;
+pub mod registry;

@@ -1,0 +1,82 @@
+//! Blobs as seen through one repository: a blob is served only where the repository links it.
+
+use wharf_oci::{Digest, RepoName};
+use wharf_storage::ByteStream;
+
+use super::layout::PathSpec;
+use super::{Error, Registry, Result};
+
+impl Registry {
+    /// Size of a blob the repository holds; `BlobUnknown` otherwise.
+    pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        let linked = self.read_link(PathSpec::LayerLink { repo, digest }).await?;
+        if linked.as_ref() != Some(digest) {
+            return Err(Error::BlobUnknown(digest.clone()));
+        }
+        self.blob_size(digest)
+            .await?
+            .ok_or_else(|| Error::BlobUnknown(digest.clone()))
+    }
+
+    /// Size of a blob in the shared store, whatever repository links it.
+    pub(crate) async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
+        match self
+            .driver
+            .stat(&PathSpec::BlobData { digest }.path())
+            .await
+        {
+            Ok(info) => Ok(Some(info.size)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Streams a blob from `offset`; call [`Registry::stat_blob`] first for access and size.
+    pub async fn read_blob(&self, digest: &Digest, offset: u64) -> Result<ByteStream> {
+        let path = PathSpec::BlobData { digest }.path();
+        self.driver.reader(&path, offset).await.map_err(|e| {
+            if e.is_not_found() {
+                Error::BlobUnknown(digest.clone())
+            } else {
+                e.into()
+            }
+        })
+    }
+
+    /// A URL the client may fetch the blob from instead, when the backend offers one.
+    pub async fn blob_redirect(&self, digest: &Digest) -> Result<Option<String>> {
+        Ok(self
+            .driver
+            .redirect_url(&PathSpec::BlobData { digest }.path())
+            .await?)
+    }
+
+    /// Removes the repository's link to a blob; the bytes stay for other repositories until GC.
+    pub async fn delete_blob(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        self.check_deletable()?;
+        let link = PathSpec::LayerLink { repo, digest }.path();
+        if !self.exists(&link).await? {
+            return Err(Error::BlobUnknown(digest.clone()));
+        }
+        self.remove(&link).await
+    }
+
+    /// Cross-repository mount: links `from`'s blob into `repo` without moving bytes.
+    /// `None` when `from` does not hold it (the caller then starts a normal upload).
+    pub async fn mount_blob(
+        &self,
+        repo: &RepoName,
+        from: &RepoName,
+        digest: &Digest,
+    ) -> Result<Option<u64>> {
+        self.check_writable()?;
+        let size = match self.stat_blob(from, digest).await {
+            Ok(size) => size,
+            Err(Error::BlobUnknown(_)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        self.write_link(PathSpec::LayerLink { repo, digest }, digest)
+            .await?;
+        Ok(Some(size))
+    }
+}

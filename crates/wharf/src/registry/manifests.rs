@@ -1,0 +1,228 @@
+//! Manifests: stored as the exact bytes received (the digest is over bytes), linked into the
+//! repository only after everything they reference is known to be there.
+
+use bytes::Bytes;
+use serde_json::Value;
+use wharf_oci::{Digest, Manifest, ManifestKind, Reference, RepoName, Tag, media_type as mt};
+
+use super::layout::PathSpec;
+use super::{Error, Registry, Result};
+
+/// A manifest as served.
+#[derive(Debug, Clone)]
+pub struct StoredManifest {
+    /// Digest of the bytes.
+    pub digest: Digest,
+    /// The exact bytes pushed.
+    pub bytes: Bytes,
+    /// Content-Type to serve.
+    pub media_type: String,
+}
+
+/// What a successful PUT reports back.
+#[derive(Debug, Clone)]
+pub struct PutManifest {
+    /// Digest of the stored bytes.
+    pub digest: Digest,
+    /// The subject, echoed in `OCI-Subject`.
+    pub subject: Option<Digest>,
+}
+
+/// The media type to serve stored bytes with, including ones wharf would not accept today
+/// (schema 1 written by an older registry into a root wharf now serves).
+pub fn served_media_type(bytes: &[u8]) -> String {
+    if let Ok(m) = Manifest::parse(None, bytes) {
+        return m.media_type;
+    }
+    let value: Value = serde_json::from_slice(bytes).unwrap_or(Value::Null);
+    if let Some(m) = value.get("mediaType").and_then(Value::as_str) {
+        return m.to_owned();
+    }
+    if value.get("schemaVersion").and_then(Value::as_i64) == Some(1) {
+        return if value.get("signatures").is_some() {
+            mt::DOCKER_MANIFEST_V1_SIGNED
+        } else {
+            mt::DOCKER_MANIFEST_V1
+        }
+        .to_owned();
+    }
+    mt::OCI_MANIFEST.to_owned()
+}
+
+impl Registry {
+    /// The digest a reference points at in this repository.
+    pub async fn resolve(&self, repo: &RepoName, reference: &Reference) -> Result<Digest> {
+        let unknown = || Error::ManifestUnknown(reference.clone());
+        let digest = match reference {
+            Reference::Tag(tag) => self
+                .read_link(PathSpec::TagCurrentLink { repo, tag })
+                .await?
+                .ok_or_else(unknown)?,
+            Reference::Digest(d) => d.clone(),
+        };
+        let revision = PathSpec::ManifestRevisionLink {
+            repo,
+            digest: &digest,
+        };
+        match self.read_link(revision).await? {
+            Some(linked) if linked == digest => Ok(digest),
+            _ => Err(unknown()),
+        }
+    }
+
+    /// A manifest by tag or digest.
+    pub async fn get_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+    ) -> Result<StoredManifest> {
+        let digest = self.resolve(repo, reference).await?;
+        let bytes = match self
+            .driver
+            .get_content(&PathSpec::BlobData { digest: &digest }.path())
+            .await
+        {
+            Ok(b) => b,
+            Err(e) if e.is_not_found() => return Err(Error::ManifestUnknown(reference.clone())),
+            Err(e) => return Err(e.into()),
+        };
+        let media_type = served_media_type(&bytes);
+        Ok(StoredManifest {
+            digest,
+            bytes,
+            media_type,
+        })
+    }
+
+    /// Validates and stores a manifest, then points the tag at it when the reference is a tag.
+    /// Nothing is visible until every check has passed; the tag moves last.
+    pub async fn put_manifest(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        content_type: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<PutManifest> {
+        self.check_writable()?;
+        let manifest = Manifest::parse(content_type, &bytes)
+            .map_err(|e| Error::ManifestInvalid(e.to_string()))?;
+        let digest = match reference {
+            Reference::Digest(want) => {
+                let got = Digest::of(want.algorithm(), &bytes);
+                if &got != want {
+                    return Err(Error::DigestInvalid(format!(
+                        "manifest digest {got} does not match {want}"
+                    )));
+                }
+                got
+            }
+            Reference::Tag(_) => Digest::sha256(&bytes),
+        };
+        self.check_references(repo, &manifest).await?;
+
+        let data = PathSpec::BlobData { digest: &digest }.path();
+        if !self.exists(&data).await? {
+            self.driver.put_content(&data, bytes).await?;
+        }
+        if let Some(subject) = &manifest.subject {
+            let link = PathSpec::ReferrerLink {
+                repo,
+                subject: &subject.digest,
+                referrer: &digest,
+            };
+            self.write_link(link, &digest).await?;
+        }
+        self.write_link(
+            PathSpec::ManifestRevisionLink {
+                repo,
+                digest: &digest,
+            },
+            &digest,
+        )
+        .await?;
+        if let Reference::Tag(tag) = reference {
+            self.tag_manifest(repo, tag, &digest).await?;
+        }
+        Ok(PutManifest {
+            digest,
+            subject: manifest.subject.map(|s| s.digest),
+        })
+    }
+
+    async fn check_references(&self, repo: &RepoName, manifest: &Manifest) -> Result<()> {
+        for blob in manifest.required_blobs() {
+            match self.stat_blob(repo, &blob.digest).await {
+                Ok(_) => {}
+                Err(Error::BlobUnknown(d)) => return Err(Error::ManifestBlobUnknown(d)),
+                Err(e) => return Err(e),
+            }
+        }
+        if matches!(
+            manifest.kind,
+            ManifestKind::DockerList | ManifestKind::OciIndex
+        ) {
+            for child in &manifest.manifests {
+                let child_ref = Reference::Digest(child.digest.clone());
+                match self.resolve(repo, &child_ref).await {
+                    Ok(_) => {}
+                    Err(Error::ManifestUnknown(_)) => {
+                        return Err(Error::ManifestBlobUnknown(child.digest.clone()));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Points `tag` at `digest`, keeping distribution's tag history index.
+    pub async fn tag_manifest(&self, repo: &RepoName, tag: &Tag, digest: &Digest) -> Result<()> {
+        self.write_link(PathSpec::TagIndexLink { repo, tag, digest }, digest)
+            .await?;
+        self.write_link(PathSpec::TagCurrentLink { repo, tag }, digest)
+            .await
+    }
+
+    /// By digest: removes the manifest from the repository with every tag pointing at it.
+    /// By tag: removes only the tag (OCI 1.1; the manifest stays reachable by digest).
+    pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
+        self.check_deletable()?;
+        let digest = self.resolve(repo, reference).await?;
+        match reference {
+            Reference::Tag(tag) => self.remove(&PathSpec::Tag { repo, tag }.path()).await,
+            Reference::Digest(_) => {
+                for tag in self.list_tags(repo).await.unwrap_or_default() {
+                    let Ok(tag) = tag.parse::<Tag>() else {
+                        continue;
+                    };
+                    let current = self.read_link(PathSpec::TagCurrentLink { repo, tag: &tag });
+                    if current.await?.as_ref() == Some(&digest) {
+                        self.remove(&PathSpec::Tag { repo, tag: &tag }.path())
+                            .await?;
+                    }
+                }
+                self.remove_revision(repo, &digest).await
+            }
+        }
+    }
+
+    /// Removes a manifest revision from a repository, with the referrer link it created.
+    pub(crate) async fn remove_revision(&self, repo: &RepoName, digest: &Digest) -> Result<()> {
+        let reference = Reference::Digest(digest.clone());
+        if let Ok(stored) = self.get_manifest(repo, &reference).await
+            && let Ok(m) = Manifest::parse(None, &stored.bytes)
+            && let Some(subject) = m.subject
+        {
+            let link = PathSpec::ReferrerLink {
+                repo,
+                subject: &subject.digest,
+                referrer: digest,
+            };
+            if let Some(dir) = link.path().parent() {
+                self.remove(&dir).await?;
+            }
+        }
+        self.remove(&PathSpec::ManifestRevision { repo, digest }.path())
+            .await
+    }
+}

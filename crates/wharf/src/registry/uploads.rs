@@ -1,0 +1,406 @@
+//! Resumable blob uploads whose whole state lives in storage, so any instance sharing the
+//! storage can continue an upload another one started.
+//!
+//! After every request the data file is durable and the hasher state for its length is saved at
+//! `hashstates/<alg>/<offset>`. A request cut short (client gone, process killed) may leave bytes
+//! past the last saved state; they are kept and re-hashed from the file on the next request, so
+//! the reported offset is always the file's length and the digest is always over exactly it.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use wharf_oci::{Algorithm, Digest, Hasher, RepoName};
+
+use super::layout::PathSpec;
+use super::{Error, Registry, Result};
+
+/// An upload session id: the last URL segment, also a storage path component.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct UploadId(String);
+
+impl UploadId {
+    /// A fresh random id (a UUID, as distribution uses).
+    pub fn generate() -> Self {
+        UploadId(uuid::Uuid::new_v4().to_string())
+    }
+
+    /// The id as it appears in URLs.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for UploadId {
+    type Err = ();
+
+    fn from_str(s: &str) -> std::result::Result<Self, ()> {
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if ok {
+            Ok(UploadId(s.to_owned()))
+        } else {
+            Err(())
+        }
+    }
+}
+
+impl fmt::Display for UploadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Hash state is kept for sha256, the algorithm nearly every client uses; other algorithms
+/// re-hash the data file once at the end.
+const STATE_ALGORITHM: Algorithm = Algorithm::Sha256;
+
+impl Registry {
+    /// Opens a new upload session.
+    pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadId> {
+        self.check_writable()?;
+        let id = UploadId::generate();
+        let now = httpdate_rfc3339(SystemTime::now());
+        self.driver
+            .put_content(
+                &PathSpec::UploadStartedAt { repo, id: &id }.path(),
+                now.into(),
+            )
+            .await?;
+        Ok(id)
+    }
+
+    /// Bytes received so far; `UploadUnknown` if the session does not exist in this repository.
+    pub async fn upload_size(&self, repo: &RepoName, id: &UploadId) -> Result<u64> {
+        if !self
+            .exists(&PathSpec::UploadStartedAt { repo, id }.path())
+            .await?
+        {
+            return Err(Error::UploadUnknown);
+        }
+        match self
+            .driver
+            .stat(&PathSpec::UploadData { repo, id }.path())
+            .await
+        {
+            Ok(info) => Ok(info.size),
+            Err(e) if e.is_not_found() => Ok(0),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Appends a request body; `start` (from Content-Range) must equal the current size.
+    /// Returns the new size.
+    pub async fn append_upload<S, E>(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        start: Option<u64>,
+        body: S,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: fmt::Display,
+    {
+        self.check_writable()?;
+        let size = self.upload_size(repo, id).await?;
+        if let Some(start) = start
+            && start != size
+        {
+            return Err(Error::RangeInvalid {
+                detail: format!("chunk starts at {start} but the upload holds {size} bytes"),
+                size,
+            });
+        }
+        let (size, _) = self.append(repo, id, size, body).await?;
+        Ok(size)
+    }
+
+    async fn append<S, E>(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        size: u64,
+        mut body: S,
+    ) -> Result<(u64, Hasher)>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: fmt::Display,
+    {
+        let mut hasher = self.resume_hasher(repo, id, size).await?;
+        let data = PathSpec::UploadData { repo, id }.path();
+        let mut writer = self.driver.writer(&data, true).await?;
+        let mut failure = None;
+        while let Some(chunk) = body.next().await {
+            match chunk {
+                Ok(chunk) => {
+                    hasher.update(&chunk);
+                    writer.write(chunk).await?;
+                }
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let new_size = writer.size();
+        // Keep what arrived even when the body broke off: the client resumes from the new size.
+        writer.commit().await?;
+        self.save_hasher(repo, id, new_size, &hasher).await?;
+        match failure {
+            Some(e) => Err(Error::Body(e)),
+            None => Ok((new_size, hasher)),
+        }
+    }
+
+    async fn save_hasher(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        offset: u64,
+        hasher: &Hasher,
+    ) -> Result<()> {
+        let path = PathSpec::UploadHashState {
+            repo,
+            id,
+            algorithm: STATE_ALGORITHM,
+            offset,
+        }
+        .path();
+        Ok(self
+            .driver
+            .put_content(&path, Bytes::from(hasher.save_state()))
+            .await?)
+    }
+
+    /// The hasher after `size` bytes: the newest saved state at or below it, then the rest of
+    /// the data file re-hashed.
+    async fn resume_hasher(&self, repo: &RepoName, id: &UploadId, size: u64) -> Result<Hasher> {
+        let dir = PathSpec::UploadHashStates {
+            repo,
+            id,
+            algorithm: STATE_ALGORITHM,
+        }
+        .path();
+        let mut offsets: Vec<u64> = self
+            .child_names(&dir)
+            .await?
+            .iter()
+            .filter_map(|n| n.parse().ok())
+            .filter(|&o| o <= size)
+            .collect();
+        offsets.sort_unstable();
+        let mut start = (0, Hasher::new(STATE_ALGORITHM));
+        for &offset in offsets.iter().rev() {
+            let path = PathSpec::UploadHashState {
+                repo,
+                id,
+                algorithm: STATE_ALGORITHM,
+                offset,
+            }
+            .path();
+            let loaded = match self.driver.get_content(&path).await {
+                Ok(b) => Hasher::load_state(STATE_ALGORITHM, &b),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e.into()),
+            };
+            if let Some(h) = loaded {
+                start = (offset, h);
+                break;
+            }
+        }
+        let (offset, mut hasher) = start;
+        if offset < size {
+            self.hash_file_range(repo, id, offset, size, &mut hasher)
+                .await?;
+        }
+        Ok(hasher)
+    }
+
+    async fn hash_file_range(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        from: u64,
+        to: u64,
+        hasher: &mut Hasher,
+    ) -> Result<()> {
+        let data = PathSpec::UploadData { repo, id }.path();
+        let mut stream = self.driver.reader(&data, from).await?;
+        let mut left = to - from;
+        while left > 0 {
+            let Some(chunk) = stream.next().await else {
+                break;
+            };
+            let chunk =
+                chunk.map_err(|e| wharf_storage::Error::io(self.driver.name(), &data, e))?;
+            let take = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            hasher.update(&chunk[..take]);
+            left -= take as u64;
+        }
+        Ok(())
+    }
+
+    /// Appends an optional last body, verifies the digest and moves the bytes into the blob
+    /// store, where they become visible. On a digest mismatch the session is discarded and
+    /// nothing becomes visible. Returns the blob's size.
+    pub async fn finish_upload<S, E>(
+        &self,
+        repo: &RepoName,
+        id: &UploadId,
+        digest: &Digest,
+        body: S,
+    ) -> Result<u64>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
+        E: fmt::Display,
+    {
+        self.check_writable()?;
+        let size = self.upload_size(repo, id).await?;
+        let (size, hasher) = self.append(repo, id, size, body).await?;
+        let actual = if digest.algorithm() == STATE_ALGORITHM {
+            hasher.finish()
+        } else {
+            let mut h = Hasher::new(digest.algorithm());
+            self.hash_file_range(repo, id, 0, size, &mut h).await?;
+            h.finish()
+        };
+        if &actual != digest {
+            self.remove(&PathSpec::Upload { repo, id }.path()).await?;
+            return Err(Error::DigestInvalid(format!(
+                "content digest {actual} does not match {digest}"
+            )));
+        }
+        let data = PathSpec::UploadData { repo, id }.path();
+        if self.blob_size(digest).await?.is_none() {
+            if size == 0 && !self.exists(&data).await? {
+                // an empty blob never created a data file
+                self.driver
+                    .put_content(&PathSpec::BlobData { digest }.path(), Bytes::new())
+                    .await?;
+            } else {
+                self.driver
+                    .rename(&data, &PathSpec::BlobData { digest }.path())
+                    .await?;
+            }
+        }
+        self.write_link(PathSpec::LayerLink { repo, digest }, digest)
+            .await?;
+        self.remove(&PathSpec::Upload { repo, id }.path()).await?;
+        Ok(size)
+    }
+
+    /// Discards an upload session and its bytes.
+    pub async fn cancel_upload(&self, repo: &RepoName, id: &UploadId) -> Result<()> {
+        self.check_writable()?;
+        self.upload_size(repo, id).await?;
+        self.remove(&PathSpec::Upload { repo, id }.path()).await
+    }
+
+    /// Removes upload sessions started longer ago than `age` (storage.maintenance.uploadpurging).
+    /// Returns the sessions found (removed unless `dry_run`).
+    pub async fn purge_uploads(&self, age: Duration, dry_run: bool) -> Result<Vec<String>> {
+        let cutoff = SystemTime::now()
+            .checked_sub(age)
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let mut purged = Vec::new();
+        for repo in self.list_repositories().await? {
+            let Ok(repo) = repo.parse::<RepoName>() else {
+                continue;
+            };
+            let dir = PathSpec::Repository { repo: &repo }
+                .path()
+                .join("_uploads")?;
+            for name in self.child_names(&dir).await? {
+                let Ok(id) = name.parse::<UploadId>() else {
+                    continue;
+                };
+                let upload = PathSpec::Upload {
+                    repo: &repo,
+                    id: &id,
+                }
+                .path();
+                let started = PathSpec::UploadStartedAt {
+                    repo: &repo,
+                    id: &id,
+                }
+                .path();
+                let modified = match self.driver.stat(&started).await {
+                    Ok(info) => info.modified,
+                    Err(_) => match self.driver.stat(&upload).await {
+                        Ok(info) => info.modified,
+                        Err(_) => continue,
+                    },
+                };
+                if modified < cutoff {
+                    if !dry_run {
+                        self.remove(&upload).await?;
+                    }
+                    purged.push(format!("{repo}/_uploads/{id}"));
+                }
+            }
+        }
+        Ok(purged)
+    }
+}
+
+/// RFC 3339 UTC timestamp, the format distribution writes into `startedat`.
+fn httpdate_rfc3339(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, d) = civil_from_days(days as i64);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(httpdate_rfc3339(t), "2023-11-14T22:13:20Z");
+        assert_eq!(
+            httpdate_rfc3339(SystemTime::UNIX_EPOCH),
+            "1970-01-01T00:00:00Z"
+        );
+    }
+
+    #[test]
+    fn upload_ids() {
+        assert!(
+            "0b3c2d1e-aaaa-4bbb-8ccc-1234567890ab"
+                .parse::<UploadId>()
+                .is_ok()
+        );
+        for bad in ["", "../x", "a/b", "a.b", &"a".repeat(129)] {
+            assert!(bad.parse::<UploadId>().is_err(), "{bad}");
+        }
+    }
+}

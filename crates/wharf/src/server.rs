@@ -1,0 +1,189 @@
+//! Runs the HTTP API: listener (TCP or Unix socket), access log, background maintenance, and a
+//! graceful drain on SIGTERM/SIGINT.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use http::{HeaderName, HeaderValue};
+
+use crate::api::{Api, UrlPolicy, router};
+use crate::config::{Config, Net};
+use crate::registry::{Options, Registry};
+
+/// Builds the registry described by `config` (storage driver and options).
+pub async fn build_registry(config: &Config) -> anyhow::Result<Registry> {
+    let driver = config
+        .storage
+        .driver
+        .build()
+        .await
+        .context("starting the storage driver")?;
+    Ok(Registry::new(
+        driver,
+        Options {
+            delete_enabled: config.storage.delete_enabled,
+            read_only: config.storage.readonly,
+        },
+    ))
+}
+
+/// The axum application for a registry, with `http.*` URL and header settings applied.
+pub fn app(registry: Registry, config: &Config) -> anyhow::Result<axum::Router> {
+    let mut extra_headers = Vec::new();
+    for (name, values) in &config.http.headers {
+        let name = HeaderName::from_bytes(name.as_bytes())
+            .with_context(|| format!("http.headers: invalid header name {name:?}"))?;
+        for v in values {
+            let v = HeaderValue::from_str(v)
+                .with_context(|| format!("http.headers.{name}: invalid value {v:?}"))?;
+            extra_headers.push((name.clone(), v));
+        }
+    }
+    let api = Api {
+        registry,
+        urls: UrlPolicy {
+            prefix: config.http.prefix.trim_end_matches('/').to_owned(),
+            host: config.http.host.clone(),
+            relative: config.http.relative_urls,
+            tls: false,
+        },
+        extra_headers,
+    };
+    let mut app = axum::Router::new()
+        .fallback(router::handle)
+        .with_state(Arc::new(api));
+    if !config.log.access_log_disabled {
+        app = app.layer(middleware::from_fn(access_log));
+    }
+    Ok(app)
+}
+
+/// One line per request, as distribution's access log has.
+async fn access_log(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let uri = req.uri().clone();
+    let agent = req
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let resp = next.run(req).await;
+    tracing::info!(
+        target: "access",
+        method = %method,
+        uri = %uri,
+        status = resp.status().as_u16(),
+        duration_ms = start.elapsed().as_secs_f64() * 1000.0,
+        user_agent = %agent,
+        "request"
+    );
+    resp
+}
+
+/// `:5000` means every interface, as in Go.
+fn tcp_addr(addr: &str) -> String {
+    if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_owned()
+    }
+}
+
+/// Serves until SIGTERM or SIGINT, then drains in-flight requests for up to `http.draintimeout`.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let registry = build_registry(&config).await?;
+    spawn_upload_purging(&registry, &config);
+    let app = app(registry, &config)?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut wait_rx = stop_rx.clone();
+    let shutdown = async move {
+        let _ = wait_rx.wait_for(|s| *s).await;
+    };
+    let server = match config.http.net {
+        Net::Tcp => {
+            let addr = tcp_addr(&config.http.addr);
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("http.addr: cannot listen on {addr}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "listening");
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            })
+        }
+        Net::Unix => {
+            let path = &config.http.addr;
+            let _ = std::fs::remove_file(path);
+            let listener = tokio::net::UnixListener::bind(path)
+                .with_context(|| format!("http.addr: cannot listen on unix socket {path}"))?;
+            tracing::info!(socket = %path, "listening");
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            })
+        }
+    };
+    wait_for_signal().await;
+    tracing::info!("shutting down, draining in-flight requests");
+    let _ = stop_tx.send(true);
+    drop(stop_rx);
+    let drain = config.http.drain_timeout;
+    if drain.is_zero() {
+        server.await??;
+    } else if let Ok(r) = tokio::time::timeout(drain, server).await {
+        r??;
+    } else {
+        tracing::warn!(timeout = ?drain, "drain timeout passed, closing remaining connections");
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// `storage.maintenance.uploadpurging`: removes abandoned uploads in the background.
+fn spawn_upload_purging(registry: &Registry, config: &Config) {
+    let p = config.storage.upload_purging.clone();
+    if !p.enabled || config.storage.readonly {
+        return;
+    }
+    let registry = registry.clone();
+    tokio::spawn(async move {
+        // a random first delay keeps a fleet sharing storage from purging all at once
+        let jitter = Duration::from_secs(rand::random_range(0..60));
+        tokio::time::sleep(jitter).await;
+        loop {
+            match registry.purge_uploads(p.age, p.dry_run).await {
+                Ok(found) if p.dry_run => {
+                    for u in found {
+                        tracing::info!(upload = %u, "upload purging (dry run): would remove");
+                    }
+                }
+                Ok(found) => tracing::info!(removed = found.len(), "upload purging done"),
+                Err(e) => tracing::warn!(error = %e, "upload purging failed"),
+            }
+            tokio::time::sleep(p.interval.max(Duration::from_secs(1))).await;
+        }
+    });
+}
