@@ -1,0 +1,558 @@
+//! The `filesystem` backend: storage path `/a/b` is the file `<rootdirectory>/a/b`, exactly
+//! distribution's mapping, so a tree written by `registry:2` is served unchanged and vice versa.
+//!
+//! Every operation runs its syscalls in one `spawn_blocking` call, behind a semaphore sized by
+//! `maxthreads`, so a burst of requests cannot exhaust tokio's blocking pool. Knows nothing of OCI.
+
+use std::ffi::OsString;
+use std::fs::{self, File, Metadata, OpenOptions};
+use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::sync::Semaphore;
+
+use crate::driver::{ByteStream, Driver, Error, FileInfo, FileWriter, Result};
+use crate::factory::FilesystemParams;
+use crate::path::{InvalidPath, StoragePath};
+
+const NAME: &str = "filesystem";
+/// Prefix of `put_content`'s temporary files. `~` lies outside the path grammar, so no storage
+/// path can name one and listings can drop them without hiding content.
+const TEMP_PREFIX: &str = ".wharf-tmp~";
+/// distribution's floor for `maxthreads`; smaller values are raised, as it does.
+const MIN_THREADS: u64 = 25;
+/// Bytes per read: large enough to amortize the hop to the blocking pool, small enough to stream.
+const READ_CHUNK: usize = 512 * 1024;
+/// Bytes a writer gathers before a syscall, so many small chunks don't become many writes.
+const WRITE_BUFFER: usize = 1024 * 1024;
+
+/// Files below a root directory, laid out as distribution's `filesystem` driver lays them out.
+#[derive(Debug)]
+pub struct FilesystemDriver {
+    root: PathBuf,
+    limit: Arc<Semaphore>,
+}
+
+impl FilesystemDriver {
+    /// Opens the tree at `rootdirectory`, creating the directory so a fresh install just works.
+    pub async fn new(params: FilesystemParams) -> Result<Self> {
+        let root = params.root_directory;
+        tokio::fs::create_dir_all(&root)
+            .await
+            .map_err(|e| Error::io(NAME, &StoragePath::root(), e))?;
+        let permits = usize::try_from(params.max_threads.max(MIN_THREADS))
+            .unwrap_or(usize::MAX)
+            .min(Semaphore::MAX_PERMITS);
+        Ok(FilesystemDriver {
+            root,
+            limit: Arc::new(Semaphore::new(permits)),
+        })
+    }
+
+    /// Where `path` lives on disk: the root joined with the path's segments, nothing else.
+    fn full_path(&self, path: &StoragePath) -> PathBuf {
+        if path.is_root() {
+            self.root.clone()
+        } else {
+            self.root.join(path.relative())
+        }
+    }
+
+    async fn run<T, F>(&self, f: F) -> io::Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> io::Result<T> + Send + 'static,
+    {
+        blocking(&self.limit, f).await
+    }
+}
+
+/// Runs blocking file work on tokio's pool once a `maxthreads` permit is free.
+async fn blocking<T, F>(limit: &Arc<Semaphore>, f: F) -> io::Result<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> io::Result<T> + Send + 'static,
+{
+    let permit = Arc::clone(limit)
+        .acquire_owned()
+        .await
+        .map_err(io::Error::other)?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        f()
+    })
+    .await
+    .map_err(io::Error::other)?
+}
+
+/// The root is a directory, never a file: file operations on it are refused as distribution does.
+fn reject_root(path: &StoragePath) -> Result<()> {
+    if path.is_root() {
+        return Err(Error::InvalidPath(InvalidPath(path.to_string())));
+    }
+    Ok(())
+}
+
+/// Maps a failed lookup: a file where a directory was expected (or the reverse) means nothing
+/// usable is at the path, which object stores report as absent too.
+fn lookup_err(path: &StoragePath, e: io::Error) -> Error {
+    match e.kind() {
+        ErrorKind::NotADirectory | ErrorKind::IsADirectory => {
+            Error::NotFound { path: path.clone() }
+        }
+        _ => Error::io(NAME, path, e),
+    }
+}
+
+fn file_info(path: StoragePath, meta: &Metadata) -> FileInfo {
+    FileInfo {
+        path,
+        size: if meta.is_dir() { 0 } else { meta.len() },
+        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+        is_dir: meta.is_dir(),
+    }
+}
+
+/// The storage path of a directory entry, or `None` for names that are not content: our temp
+/// files and anything outside the grammar (`lost+found` at a mount point, non-UTF-8 names).
+fn child_path(dir: &StoragePath, name: OsString) -> Option<StoragePath> {
+    let name = name.into_string().ok()?;
+    if name.starts_with(TEMP_PREFIX) {
+        return None;
+    }
+    dir.join(&name).ok()
+}
+
+fn list_dir(dir: &StoragePath, full: &Path) -> io::Result<Vec<StoragePath>> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(full)? {
+        if let Some(child) = child_path(dir, entry?.file_name()) {
+            out.push(child);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// One pass over the subtree; entries deleted meanwhile (GC, purged uploads) are skipped.
+fn walk_dir(root: &StoragePath, full: &Path) -> io::Result<Vec<FileInfo>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(root.clone(), fs::read_dir(full)?)];
+    while let Some((dir, entries)) = stack.pop() {
+        for entry in entries {
+            let entry = entry?;
+            let Some(child) = child_path(&dir, entry.file_name()) else {
+                continue;
+            };
+            let Ok(meta) = fs::metadata(entry.path()) else {
+                continue;
+            };
+            if meta.is_dir()
+                && let Ok(entries) = fs::read_dir(entry.path())
+            {
+                stack.push((child.clone(), entries));
+            }
+            out.push(file_info(child, &meta));
+        }
+    }
+    out.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(out)
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Writes a sibling temp file, fsyncs it and renames it over the target, so a reader sees the
+/// old or the new content and a crash leaves one of them, then fsyncs the directory entry.
+fn put_atomic(full: &Path, content: &[u8]) -> io::Result<()> {
+    let dir = full.parent().ok_or_else(|| io::Error::other("no parent"))?;
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+    let written = (|| {
+        let mut file = File::create_new(&tmp)?;
+        file.write_all(content)?;
+        file.sync_all()?;
+        fs::rename(&tmp, full)
+    })();
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written?;
+    sync_dir(dir)
+}
+
+/// Opens a file for a writer: returns it, its current size and whether this call created it.
+fn open_for_write(full: &Path, append: bool) -> io::Result<(File, u64, bool)> {
+    if let Some(dir) = full.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let created = fs::symlink_metadata(full).is_err();
+    let mut options = OpenOptions::new();
+    options.create(true);
+    if append {
+        // O_APPEND: every write lands at the end, even if another process appended meanwhile.
+        options.append(true);
+    } else {
+        options.write(true).truncate(true);
+    }
+    let file = options.open(full)?;
+    let size = file.metadata()?.len();
+    Ok((file, size, created))
+}
+
+/// Opens a file positioned at `offset`; `None` when the offset lies past its end.
+fn open_at(full: &Path, offset: u64) -> io::Result<Option<File>> {
+    let mut file = File::open(full)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(ErrorKind::IsADirectory.into());
+    }
+    if offset > meta.len() {
+        return Ok(None);
+    }
+    file.seek(SeekFrom::Start(offset))?;
+    Ok(Some(file))
+}
+
+/// Reads up to [`READ_CHUNK`] bytes; fewer only at the end of the file.
+fn read_chunk(file: &mut File) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0; READ_CHUNK];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
+}
+
+/// Removes a file, a symlink (not its target) or a whole directory tree.
+fn remove_any(full: &Path) -> io::Result<()> {
+    if fs::symlink_metadata(full)?.is_dir() {
+        fs::remove_dir_all(full)
+    } else {
+        fs::remove_file(full)
+    }
+}
+
+#[async_trait]
+impl Driver for FilesystemDriver {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    async fn get_content(&self, path: &StoragePath) -> Result<Bytes> {
+        reject_root(path)?;
+        let full = self.full_path(path);
+        let content = self.run(move || fs::read(full)).await;
+        content.map(Bytes::from).map_err(|e| lookup_err(path, e))
+    }
+
+    async fn put_content(&self, path: &StoragePath, content: Bytes) -> Result<()> {
+        reject_root(path)?;
+        let full = self.full_path(path);
+        let written = self.run(move || put_atomic(&full, &content)).await;
+        written.map_err(|e| Error::io(NAME, path, e))
+    }
+
+    async fn reader(&self, path: &StoragePath, offset: u64) -> Result<ByteStream> {
+        reject_root(path)?;
+        let full = self.full_path(path);
+        let opened = self.run(move || open_at(&full, offset)).await;
+        let Some(file) = opened.map_err(|e| lookup_err(path, e))? else {
+            return Err(Error::InvalidOffset {
+                path: path.clone(),
+                offset,
+            });
+        };
+        let limit = Arc::clone(&self.limit);
+        let chunks = futures::stream::try_unfold(file, move |mut file| {
+            let limit = Arc::clone(&limit);
+            async move {
+                let (file, chunk) = blocking(&limit, move || {
+                    let chunk = read_chunk(&mut file)?;
+                    Ok((file, chunk))
+                })
+                .await?;
+                Ok((!chunk.is_empty()).then(|| (Bytes::from(chunk), file)))
+            }
+        });
+        Ok(chunks.boxed())
+    }
+
+    async fn writer(&self, path: &StoragePath, append: bool) -> Result<Box<dyn FileWriter>> {
+        reject_root(path)?;
+        let full = self.full_path(path);
+        let target = full.clone();
+        let opened = self.run(move || open_for_write(&target, append)).await;
+        let (file, size, created) = opened.map_err(|e| Error::io(NAME, path, e))?;
+        Ok(Box::new(FilesystemWriter {
+            path: path.clone(),
+            full,
+            file: Some(file),
+            buf: Vec::new(),
+            size,
+            created,
+            limit: Arc::clone(&self.limit),
+        }))
+    }
+
+    async fn stat(&self, path: &StoragePath) -> Result<FileInfo> {
+        let full = self.full_path(path);
+        let meta = self.run(move || fs::metadata(full)).await;
+        Ok(file_info(
+            path.clone(),
+            &meta.map_err(|e| lookup_err(path, e))?,
+        ))
+    }
+
+    async fn list(&self, dir: &StoragePath) -> Result<Vec<StoragePath>> {
+        let (full, owned) = (self.full_path(dir), dir.clone());
+        let listed = self.run(move || list_dir(&owned, &full)).await;
+        listed.map_err(|e| lookup_err(dir, e))
+    }
+
+    async fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()> {
+        reject_root(from)?;
+        reject_root(to)?;
+        let (src, dst) = (self.full_path(from), self.full_path(to));
+        let source = src.clone();
+        let found = self.run(move || fs::symlink_metadata(source)).await;
+        found.map_err(|e| lookup_err(from, e))?;
+        let moved = self
+            .run(move || {
+                let dir = dst.parent().ok_or_else(|| io::Error::other("no parent"))?;
+                fs::create_dir_all(dir)?;
+                fs::rename(&src, &dst)?;
+                sync_dir(dir)
+            })
+            .await;
+        moved.map_err(|e| Error::io(NAME, from, e))
+    }
+
+    async fn delete(&self, path: &StoragePath) -> Result<()> {
+        let full = self.full_path(path);
+        let removed = if path.is_root() {
+            // The root stays: it "always exists", as distribution's suite requires.
+            self.run(move || {
+                for entry in fs::read_dir(full)? {
+                    remove_any(&entry?.path())?;
+                }
+                Ok(())
+            })
+            .await
+        } else {
+            self.run(move || remove_any(&full)).await
+        };
+        removed.map_err(|e| lookup_err(path, e))
+    }
+
+    async fn walk(&self, root: &StoragePath) -> Result<Vec<FileInfo>> {
+        let (full, owned) = (self.full_path(root), root.clone());
+        let walked = self.run(move || walk_dir(&owned, &full)).await;
+        walked.map_err(|e| lookup_err(root, e))
+    }
+}
+
+/// An open file plus a bounded buffer; the file is lent to the blocking pool during each flush.
+struct FilesystemWriter {
+    path: StoragePath,
+    full: PathBuf,
+    /// `None` only after a flush failed or was cancelled midway; the writer is unusable then.
+    file: Option<File>,
+    buf: Vec<u8>,
+    size: u64,
+    created: bool,
+    limit: Arc<Semaphore>,
+}
+
+impl FilesystemWriter {
+    /// Writes the buffer, then `chunk`, in one trip to the blocking pool; hands the file back
+    /// so `write` can keep it and `commit` can sync it.
+    async fn flush_with(&mut self, chunk: Bytes) -> Result<File> {
+        let mut file = self.file.take().ok_or_else(|| Error::Backend {
+            driver: NAME,
+            source: format!("writer for {} failed earlier", self.path).into(),
+        })?;
+        let mut buf = std::mem::take(&mut self.buf);
+        let flushed = blocking(&self.limit, move || {
+            file.write_all(&buf)?;
+            file.write_all(&chunk)?;
+            buf.clear();
+            Ok((file, buf))
+        })
+        .await;
+        let (file, buf) = flushed.map_err(|e| Error::io(NAME, &self.path, e))?;
+        self.buf = buf;
+        Ok(file)
+    }
+}
+
+#[async_trait]
+impl FileWriter for FilesystemWriter {
+    async fn write(&mut self, chunk: Bytes) -> Result<()> {
+        let len = chunk.len() as u64;
+        if self.buf.len() + chunk.len() <= WRITE_BUFFER {
+            self.buf.extend_from_slice(&chunk);
+        } else {
+            let file = self.flush_with(chunk).await?;
+            self.file = Some(file);
+        }
+        self.size += len;
+        Ok(())
+    }
+
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        let file = self.flush_with(Bytes::new()).await?;
+        let (full, created) = (self.full.clone(), self.created);
+        let synced = blocking(&self.limit, move || {
+            file.sync_all()?;
+            // A new directory entry is durable only once its directory is synced.
+            match full.parent() {
+                Some(dir) if created => sync_dir(dir),
+                _ => Ok(()),
+            }
+        })
+        .await;
+        synced.map_err(|e| Error::io(NAME, &self.path, e))
+    }
+
+    async fn cancel(mut self: Box<Self>) -> Result<()> {
+        drop(self.file.take());
+        let full = self.full.clone();
+        let removed = blocking(&self.limit, move || match fs::remove_file(full) {
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            other => other,
+        })
+        .await;
+        removed.map_err(|e| Error::io(NAME, &self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn fixture() -> (FilesystemDriver, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let params = FilesystemParams {
+            root_directory: dir.path().join("registry"),
+            max_threads: 100,
+        };
+        (FilesystemDriver::new(params).await.unwrap(), dir)
+    }
+
+    fn path(s: &str) -> StoragePath {
+        StoragePath::new(s).unwrap()
+    }
+
+    crate::conformance_tests!(fixture().await);
+
+    #[tokio::test]
+    async fn on_disk_mapping_is_root_plus_path() {
+        let (d, _dir) = fixture().await;
+        let p = path("/docker/registry/v2/repositories/library/alpine/_layers/link");
+        d.put_content(&p, Bytes::from_static(b"sha256:abc"))
+            .await
+            .unwrap();
+        let on_disk = d
+            .root
+            .join("docker/registry/v2/repositories/library/alpine/_layers/link");
+        assert_eq!(fs::read(on_disk).unwrap(), b"sha256:abc");
+
+        fs::create_dir_all(d.root.join("docker/registry/v2/blobs/sha256/ab")).unwrap();
+        fs::write(d.root.join("docker/registry/v2/blobs/sha256/ab/data"), b"x").unwrap();
+        let listed = d
+            .list(&path("/docker/registry/v2/blobs/sha256/ab"))
+            .await
+            .unwrap();
+        assert_eq!(listed, [path("/docker/registry/v2/blobs/sha256/ab/data")]);
+    }
+
+    #[tokio::test]
+    async fn temp_files_are_invisible_and_never_left_behind() {
+        let (d, _dir) = fixture().await;
+        let p = path("/dir/file");
+        for content in ["one", "two"] {
+            d.put_content(&p, Bytes::from(content)).await.unwrap();
+        }
+        let on_disk: Vec<_> = fs::read_dir(d.root.join("dir"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(on_disk, ["file"], "put_content leaves only the target");
+
+        fs::write(d.root.join(format!("dir/{TEMP_PREFIX}crashed")), b"partial").unwrap();
+        fs::create_dir(d.root.join("lost+found")).unwrap();
+        assert_eq!(
+            d.list(&path("/dir")).await.unwrap(),
+            std::slice::from_ref(&p)
+        );
+        assert_eq!(d.list(&StoragePath::root()).await.unwrap(), [path("/dir")]);
+        let walked: Vec<_> = d.walk(&StoragePath::root()).await.unwrap();
+        let walked: Vec<_> = walked.into_iter().map(|i| i.path).collect();
+        assert_eq!(walked, [path("/dir"), p]);
+    }
+
+    #[tokio::test]
+    async fn file_from_another_process_is_readable_and_appendable() {
+        let (d, _dir) = fixture().await;
+        let p = path("/_uploads/id/data");
+        fs::create_dir_all(d.root.join("_uploads/id")).unwrap();
+        fs::write(d.root.join("_uploads/id/data"), b"written by registry:2;").unwrap();
+        assert_eq!(
+            d.get_content(&p).await.unwrap(),
+            &b"written by registry:2;"[..]
+        );
+
+        let mut w = d.writer(&p, true).await.unwrap();
+        assert_eq!(w.size(), 22);
+        w.write(Bytes::from_static(b" resumed by wharf"))
+            .await
+            .unwrap();
+        w.commit().await.unwrap();
+        let on_disk = fs::read(d.root.join("_uploads/id/data")).unwrap();
+        assert_eq!(on_disk, b"written by registry:2; resumed by wharf");
+    }
+
+    #[tokio::test]
+    async fn dropped_writer_keeps_flushed_data_without_panicking() {
+        let (d, _dir) = fixture().await;
+        let p = path("/upload");
+        let mut w = d.writer(&p, false).await.unwrap();
+        w.write(Bytes::from(vec![7; WRITE_BUFFER + 1]))
+            .await
+            .unwrap();
+        w.write(Bytes::from_static(b"buffered")).await.unwrap();
+        drop(w);
+        assert_eq!(d.stat(&p).await.unwrap().size, WRITE_BUFFER as u64 + 1);
+    }
+
+    #[tokio::test]
+    async fn new_creates_missing_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("a/b/c");
+        let params = FilesystemParams {
+            root_directory: root.clone(),
+            max_threads: 1,
+        };
+        let d = FilesystemDriver::new(params).await.unwrap();
+        assert!(root.is_dir());
+        assert_eq!(d.limit.available_permits(), MIN_THREADS as usize);
+        assert!(d.list(&StoragePath::root()).await.unwrap().is_empty());
+    }
+}
