@@ -267,17 +267,25 @@ impl Engine {
             .expect("write owner pid");
         let d = |name: &str| dir.join(name).to_string_lossy().into_owned();
         let log = std::fs::File::create(dir.join("dockerd.log")).expect("dockerd log");
-        // The watchdog: start dockerd, wait for stdin to close (our exit), then stop it and
-        // wait, so its managed containerd goes too.
+        // An empty config file, so a machine's /etc/docker/daemon.json cannot clash with ours.
+        std::fs::write(dir.join("daemon.json"), "{}").expect("write daemon.json");
+        // The watchdog: start dockerd, wait for stdin to close (our exit), then stop it, wait
+        // (its managed containerd goes with it) and remove the engine dir.
         let script = r#"
+            dir=$1
+            shift
             "$@" &
             pid=$!
             cat >/dev/null
             kill -TERM "$pid" 2>/dev/null
             wait "$pid"
+            rm -rf "$dir"
         "#;
         let mut watchdog = Command::new("sh")
-            .args(["-c", script, "wharf-it-dockerd-watchdog", "dockerd"])
+            .args(["-c", script, "wharf-it-dockerd-watchdog"])
+            .arg(&dir)
+            .arg("dockerd")
+            .args(["--config-file", &d("daemon.json")])
             .args([
                 "--storage-driver=vfs",
                 "--iptables=false",

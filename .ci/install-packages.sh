@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the programs the integration tests drive (Docker engine, skopeo, podman, buildah,
+# umoci, static busybox, and CNCF distribution as `docker-registry`), skipping those already
+# installed. Maintainer scripts must not start daemons: there is no init system to own them,
+# and the tests start private ones (dockerd, docker-registry) on their own sockets and ports.
+set -euo pipefail
+
+packages=(docker.io busybox-static skopeo podman umoci docker-registry buildah)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing+=("$p")
+    fi
+done
+
+if ((${#missing[@]} == 0)); then
+    echo "already installed: ${packages[*]}"
+    exit 0
+fi
+echo "installing: ${missing[*]}"
+
+# policy-rc.d exit 101 = "action forbidden": invoke-rc.d and deb-systemd-invoke then start
+# nothing (docker, containerd, docker-registry). Only ours is removed afterwards.
+policy=/usr/sbin/policy-rc.d
+if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    trap 'rm -f "$policy"' EXIT
+fi
+
+export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l
+apt-get update -q
+# Recommends are not needed: the tests use no container networking beyond `--network none`,
+# no rootless mode and no fuse-overlayfs (every store is vfs).
+apt-get install -y -q --no-install-recommends "${missing[@]}"
+
+# The docker-registry package ships a service for a registry on :5000; it is not wanted here
+# and cannot run without systemd. Make sure nothing from it (or from docker.io) is running.
+for unit in docker-registry docker containerd; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$unit" 2>/dev/null; then
+        systemctl stop "$unit" || true
+    fi
+done
