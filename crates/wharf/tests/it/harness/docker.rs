@@ -304,6 +304,13 @@ impl Engine {
             .expect("spawn dockerd watchdog");
         let lifeline = watchdog.stdin.take().expect("piped stdin");
         wait_ready(&dir);
+        // Registries on loopback are spoken to over plain HTTP without configuration; the
+        // tests' registries listen on 127.0.0.1 and rely on it.
+        let info = run(cli(&dir).arg("info")).expect_ok();
+        assert!(
+            info.stdout.contains("127.0.0.0/8"),
+            "dockerd does not list 127.0.0.0/8 as an insecure registry: {info}"
+        );
         Engine {
             dir,
             _watchdog: watchdog,
