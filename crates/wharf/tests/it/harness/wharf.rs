@@ -12,6 +12,8 @@ pub struct Wharf {
     port: u16,
     dir: tempfile::TempDir,
     extra_yaml: String,
+    /// A whole config with `{root}` and `{port}` placeholders, replacing the default one.
+    config_template: Option<String>,
 }
 
 impl Wharf {
@@ -31,6 +33,23 @@ impl Wharf {
             port: free_port(),
             dir,
             extra_yaml: extra_yaml.to_owned(),
+            config_template: None,
+        };
+        w.spawn();
+        w
+    }
+
+    /// Starts wharf with a whole config of its own, for tests that need a different `storage:`
+    /// section (e.g. deletes disabled); `{root}` and `{port}` are replaced by the storage root
+    /// and the listen port.
+    pub fn start_with_config(template: &str) -> Wharf {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = Wharf {
+            child: None,
+            port: free_port(),
+            dir,
+            extra_yaml: String::new(),
+            config_template: Some(template.to_owned()),
         };
         w.spawn();
         w
@@ -57,6 +76,13 @@ impl Wharf {
     }
 
     fn write_config(&self) {
+        if let Some(template) = &self.config_template {
+            let yaml = template
+                .replace("{root}", &self.root().display().to_string())
+                .replace("{port}", &self.port.to_string());
+            std::fs::write(self.config_path(), yaml).expect("write config");
+            return;
+        }
         let yaml = format!(
             "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {root}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{extra}\n",
             root = self.root().display(),
@@ -69,7 +95,7 @@ impl Wharf {
     fn spawn(&mut self) {
         self.write_config();
         let log = std::fs::File::create(self.dir.path().join("wharf.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        let child = Command::new(server_program())
             .arg("serve")
             .arg(self.config_path())
             .stdout(Stdio::from(log.try_clone().expect("dup log")))
@@ -104,6 +130,13 @@ impl Drop for Wharf {
     fn drop(&mut self) {
         self.kill();
     }
+}
+
+/// The server under test: wharf, or the program named by `WHARF_IT_SERVER` (e.g.
+/// `docker-registry`, which takes the same `serve CONFIG`) to check the tests' expectations
+/// against distribution.
+fn server_program() -> std::ffi::OsString {
+    std::env::var_os("WHARF_IT_SERVER").unwrap_or_else(|| env!("CARGO_BIN_EXE_wharf").into())
 }
 
 /// Waits until something accepts connections on `port`, or panics with the server's log.
