@@ -133,6 +133,8 @@ async fn tags_list_is_sorted_lexically() {
     ];
     tag_all(&c, "disc/sorted", &tags).await;
 
+    // spec: tags "MUST be sorted in lexical ... or ASCIIbetical order"; lower-case tags make the
+    // two agree. distribution 2.8.2 answers in directory order.
     let mut want: Vec<String> = tags.iter().map(|t| t.to_string()).collect();
     want.sort();
     assert_eq!(c.tags("disc/sorted").await, want);
@@ -161,6 +163,9 @@ async fn tags_list_with_last_returns_only_later_tags() {
     let w = Wharf::start();
     let c = Client::new(&w.url());
     tag_all(&c, "disc/last", &["t1", "t2", "t3", "t4", "t5"]).await;
+
+    // spec end-8b: "up to <int> tags *after* <tagname>"; `n` is optional with `last`.
+    // distribution 2.8.2 ignores `last` on tags/list.
 
     for (q, want) in [
         ("last=t2", vec!["t3", "t4", "t5"]),
@@ -207,6 +212,8 @@ async fn tags_list_with_invalid_n_returns_400_pagination_number_invalid() {
     let w = Wharf::start();
     let c = Client::new(&w.url());
     tag_all(&c, "disc/badn", &["a"]).await;
+
+    // distribution 2.8.2 ignores `n` on tags/list (3.x refuses a bad one like this).
 
     for n in ["abc", "-1", "1.5"] {
         let resp = c
