@@ -1,0 +1,51 @@
+//! `reporting:`: distribution 2.x error reporting to Bugsnag and New Relic (not sent).
+
+use serde::{Deserialize, Serialize};
+
+use super::secret::{self, Secret};
+
+/// `reporting:`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct ReportingConfig {
+    /// `bugsnag`: error reports.
+    pub bugsnag: Bugsnag,
+    /// `newrelic`: APM.
+    #[serde(rename = "newrelic")]
+    pub new_relic: NewRelic,
+}
+
+/// `reporting.bugsnag`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct Bugsnag {
+    /// `apikey`: masked everywhere.
+    #[serde(
+        rename = "apikey",
+        deserialize_with = "secret::non_empty",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub api_key: Option<Secret>,
+    /// `releasestage`: production, staging…
+    #[serde(rename = "releasestage")]
+    pub release_stage: String,
+    /// `endpoint`: an on-premises Bugsnag.
+    pub endpoint: String,
+}
+
+/// `reporting.newrelic`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+#[serde(default)]
+pub struct NewRelic {
+    /// `licensekey`: masked everywhere.
+    #[serde(
+        rename = "licensekey",
+        deserialize_with = "secret::non_empty",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub license_key: Option<Secret>,
+    /// `name`: application name.
+    pub name: String,
+    /// `verbose`: agent debug output.
+    pub verbose: bool,
+}

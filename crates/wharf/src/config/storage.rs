@@ -1,0 +1,447 @@
+//! `storage:`: exactly one driver key plus the reserved settings keys.
+//!
+//! distribution keeps `storage` as `map[string]Parameters` and panics on two driver keys; here
+//! the driver becomes a typed [`DriverConfig`] from `wharf-storage`, and the reserved keys
+//! (`maintenance`, `cache`, `delete`, `redirect`, `tag`) become fields. A driver wharf-storage
+//! has no backend for yet is read, parameters and all, and then refused with a clear error.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Serialize, Serializer};
+use wharf_storage::DriverConfig;
+use wharf_storage::factory::FilesystemParams;
+
+use super::de;
+use super::env::STORAGE_RESERVED;
+use super::tree::{Node, Params};
+use super::typed::Ctx;
+
+/// Drivers distribution has (or had); wharf reads their parameters but runs only two so far.
+const KNOWN_DRIVERS: &[&str] = &[
+    "filesystem",
+    "inmemory",
+    "s3",
+    "s3-aws",
+    "azure",
+    "gcs",
+    "swift",
+    "oss",
+    "rados",
+];
+
+/// distribution's floor for `filesystem.maxthreads`.
+const MIN_FILESYSTEM_THREADS: u64 = 25;
+
+/// `storage:` as wharf uses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    /// The one backend (`filesystem:`, `inmemory:` …) with its parameters.
+    pub driver: DriverConfig,
+    /// `delete.enabled`: allow deleting manifests and blobs by digest (off by default).
+    pub delete_enabled: bool,
+    /// `maintenance.readonly.enabled`: refuse writes, e.g. while garbage collection runs.
+    pub readonly: bool,
+    /// `maintenance.uploadpurging`: background removal of abandoned uploads.
+    pub upload_purging: UploadPurging,
+    /// `redirect.disable`: serve blobs through wharf even when the backend could redirect.
+    pub redirect_disable: bool,
+    /// `cache.blobdescriptor`: `inmemory` or `redis` descriptor cache, if any.
+    pub blob_descriptor_cache: Option<String>,
+    /// `cache.blobdescriptorsize`: entries kept by the in-memory cache (distribution: 10000).
+    pub blob_descriptor_size: Option<u64>,
+    /// `tag.concurrencylimit`: parallel tag lookups when deleting a manifest (0 = CPU count).
+    pub tag_concurrency_limit: usize,
+}
+
+/// `storage.maintenance.uploadpurging`; every key is optional, with distribution's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct UploadPurging {
+    /// `enabled`: run the purger (default true).
+    pub enabled: bool,
+    /// `age`: uploads older than this are removed (default 168h).
+    #[serde(with = "de::duration")]
+    pub age: Duration,
+    /// `interval`: time between purges (default 24h).
+    #[serde(with = "de::duration")]
+    pub interval: Duration,
+    /// `dryrun`: only log what would be removed.
+    #[serde(rename = "dryrun")]
+    pub dry_run: bool,
+}
+
+impl Default for UploadPurging {
+    fn default() -> Self {
+        UploadPurging {
+            enabled: true,
+            age: Duration::from_secs(168 * 3600),
+            interval: Duration::from_secs(24 * 3600),
+            dry_run: false,
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Delete {
+    enabled: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Redirect {
+    disable: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Cache {
+    blobdescriptor: Option<String>,
+    blobdescriptorsize: Option<u64>,
+    /// The pre-2.2 name of `blobdescriptor`.
+    layerinfo: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Maintenance {
+    uploadpurging: UploadPurging,
+    readonly: ReadOnly,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ReadOnly {
+    enabled: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Tag {
+    concurrencylimit: u64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawFilesystem {
+    rootdirectory: Option<String>,
+    maxthreads: Option<u64>,
+}
+
+/// Reads `storage:`; every problem found is recorded in `ctx`.
+pub(crate) fn from_node(node: &Node, ctx: &mut Ctx) -> Option<StorageConfig> {
+    let entries: Vec<(String, Node)> = match node {
+        Node::Str(name) => vec![(name.clone(), Node::Null)],
+        Node::Map(entries) => entries.clone(),
+        Node::Null => Vec::new(),
+        other => {
+            ctx.error(format!(
+                "storage: expected a map with one storage driver, got {}",
+                other.describe()
+            ));
+            return None;
+        }
+    };
+    let (reserved, drivers): (Vec<_>, Vec<_>) = entries
+        .iter()
+        .partition(|(k, _)| STORAGE_RESERVED.contains(&k.as_str()));
+    let driver = match drivers.as_slice() {
+        [] => {
+            ctx.error("storage: no storage driver configured (add one, e.g. filesystem: {rootdirectory: /var/lib/registry})");
+            None
+        }
+        [(name, params)] => driver_from(name, params, ctx),
+        many => {
+            let names: Vec<&str> = many.iter().map(|(k, _)| k.as_str()).collect();
+            ctx.error(format!(
+                "storage: exactly one storage driver must be configured, found {}",
+                names.join(", ")
+            ));
+            None
+        }
+    };
+    let get = |key: &str| {
+        reserved
+            .iter()
+            .find(|(k, _)| k == key)
+            .map_or(&Node::Null, |(_, v)| v)
+    };
+    let delete: Option<Delete> = ctx.typed(get("delete"), "storage.delete");
+    let redirect: Option<Redirect> = ctx.typed(get("redirect"), "storage.redirect");
+    let cache: Option<Cache> = ctx.typed(get("cache"), "storage.cache");
+    let maintenance: Option<Maintenance> = ctx.typed(get("maintenance"), "storage.maintenance");
+    let tag: Option<Tag> = ctx.typed(get("tag"), "storage.tag");
+    let (driver, delete, redirect, cache, maintenance, tag) =
+        (driver?, delete?, redirect?, cache?, maintenance?, tag?);
+
+    let mut blob_descriptor_cache = cache.blobdescriptor.filter(|s| !s.is_empty());
+    if let Some(old) = cache.layerinfo.filter(|s| !s.is_empty()) {
+        ctx.warn("storage.cache.layerinfo is deprecated; use storage.cache.blobdescriptor");
+        blob_descriptor_cache.get_or_insert(old);
+    }
+    if let Some(kind) = &blob_descriptor_cache
+        && kind != "inmemory"
+        && kind != "redis"
+    {
+        ctx.error(format!(
+            "storage.cache.blobdescriptor: expected inmemory or redis, got {kind:?}"
+        ));
+        return None;
+    }
+    Some(StorageConfig {
+        driver,
+        delete_enabled: delete.enabled,
+        readonly: maintenance.readonly.enabled,
+        upload_purging: maintenance.uploadpurging,
+        redirect_disable: redirect.disable,
+        blob_descriptor_cache,
+        blob_descriptor_size: cache.blobdescriptorsize,
+        tag_concurrency_limit: usize::try_from(tag.concurrencylimit).unwrap_or(usize::MAX),
+    })
+}
+
+fn driver_from(name: &str, params: &Node, ctx: &mut Ctx) -> Option<DriverConfig> {
+    let path = format!("storage.{name}");
+    let Some(params) = Params::from_node(params) else {
+        ctx.error(format!(
+            "{path}: expected a map of driver parameters, got {}",
+            params.describe()
+        ));
+        return None;
+    };
+    match name {
+        "filesystem" => {
+            let raw: RawFilesystem = ctx.typed(&Node::Map(params.0), &path)?;
+            let mut fs = FilesystemParams::default();
+            if let Some(root) = raw.rootdirectory.filter(|r| !r.is_empty()) {
+                fs.root_directory = PathBuf::from(root);
+            }
+            if let Some(threads) = raw.maxthreads {
+                if threads < MIN_FILESYSTEM_THREADS {
+                    ctx.warn(format!(
+                        "storage.filesystem.maxthreads: {threads} is below the minimum; using {MIN_FILESYSTEM_THREADS}"
+                    ));
+                }
+                fs.max_threads = threads.max(MIN_FILESYSTEM_THREADS);
+            }
+            Some(DriverConfig::Filesystem(fs))
+        }
+        "inmemory" => {
+            for key in params.keys() {
+                ctx.warn(format!(
+                    "unknown key {path}.{key} is ignored (inmemory takes no parameters)"
+                ));
+            }
+            Some(DriverConfig::InMemory)
+        }
+        other if KNOWN_DRIVERS.contains(&other) => {
+            ctx.error(format!(
+                "{path}: storage driver {other} is not supported yet (wharf runs filesystem and inmemory); \
+                 its {} parameter(s) were read but wharf will not start on a backend it cannot use",
+                params.keys().count()
+            ));
+            None
+        }
+        other => {
+            ctx.error(format!(
+                "storage: unknown storage driver {other:?} (known: {})",
+                KNOWN_DRIVERS.join(", ")
+            ));
+            None
+        }
+    }
+}
+
+impl Serialize for StorageConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Fs<'a> {
+            rootdirectory: &'a std::path::Path,
+            maxthreads: u64,
+        }
+        #[derive(Serialize)]
+        struct Enabled {
+            enabled: bool,
+        }
+        #[derive(Serialize)]
+        struct Maint {
+            uploadpurging: UploadPurging,
+            readonly: Enabled,
+        }
+        let mut map = s.serialize_map(None)?;
+        match &self.driver {
+            DriverConfig::Filesystem(fs) => map.serialize_entry(
+                "filesystem",
+                &Fs {
+                    rootdirectory: &fs.root_directory,
+                    maxthreads: fs.max_threads,
+                },
+            )?,
+            other => map.serialize_entry(other.name(), &Params::default())?,
+        }
+        map.serialize_entry(
+            "delete",
+            &Enabled {
+                enabled: self.delete_enabled,
+            },
+        )?;
+        map.serialize_entry(
+            "redirect",
+            &serde_json::json!({ "disable": self.redirect_disable }),
+        )?;
+        if let Some(kind) = &self.blob_descriptor_cache {
+            let mut cache = serde_json::json!({ "blobdescriptor": kind });
+            if let Some(size) = self.blob_descriptor_size {
+                cache["blobdescriptorsize"] = size.into();
+            }
+            map.serialize_entry("cache", &cache)?;
+        }
+        map.serialize_entry(
+            "maintenance",
+            &Maint {
+                uploadpurging: self.upload_purging,
+                readonly: Enabled {
+                    enabled: self.readonly,
+                },
+            },
+        )?;
+        if self.tag_concurrency_limit != 0 {
+            map.serialize_entry(
+                "tag",
+                &serde_json::json!({ "concurrencylimit": self.tag_concurrency_limit }),
+            )?;
+        }
+        map.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::tree::parse_yaml;
+
+    fn read(yaml: &str) -> (Option<StorageConfig>, Ctx) {
+        let mut ctx = Ctx::default();
+        let node = parse_yaml(yaml).unwrap();
+        (from_node(&node, &mut ctx), ctx)
+    }
+
+    #[test]
+    fn filesystem_with_every_reserved_key() {
+        let (storage, ctx) = read(
+            "filesystem:\n  rootdirectory: /data\n  maxthreads: \"50\"\ndelete:\n  enabled: \"true\"\nredirect:\n  disable: yes\ncache:\n  blobdescriptor: inmemory\n  blobdescriptorsize: 500\nmaintenance:\n  uploadpurging:\n    enabled: true\n    age: 72h\n    interval: 1h30m\n    dryrun: true\n  readonly:\n    enabled: true\ntag:\n  concurrencylimit: 8\n",
+        );
+        assert!(ctx.errors.is_empty() && ctx.warnings.is_empty(), "{ctx:?}");
+        let s = storage.unwrap();
+        assert_eq!(
+            s.driver,
+            DriverConfig::Filesystem(FilesystemParams {
+                root_directory: "/data".into(),
+                max_threads: 50
+            })
+        );
+        assert!(s.delete_enabled && s.redirect_disable && s.readonly);
+        assert_eq!(s.blob_descriptor_cache.as_deref(), Some("inmemory"));
+        assert_eq!(s.blob_descriptor_size, Some(500));
+        assert_eq!(s.tag_concurrency_limit, 8);
+        assert_eq!(
+            s.upload_purging,
+            UploadPurging {
+                enabled: true,
+                age: Duration::from_secs(72 * 3600),
+                interval: Duration::from_secs(5400),
+                dry_run: true
+            }
+        );
+    }
+
+    #[test]
+    fn defaults() {
+        let s = read("filesystem:\n").0.unwrap();
+        assert_eq!(
+            s.driver,
+            DriverConfig::Filesystem(FilesystemParams::default())
+        );
+        assert!(!s.delete_enabled && !s.readonly && !s.redirect_disable);
+        assert_eq!(s.upload_purging, UploadPurging::default());
+        assert_eq!(s.blob_descriptor_cache, None);
+        assert_eq!(read("inmemory").0.unwrap().driver, DriverConfig::InMemory);
+        assert_eq!(
+            read("inmemory:\n").0.unwrap().driver,
+            DriverConfig::InMemory
+        );
+    }
+
+    #[test]
+    fn driver_count_errors_name_the_drivers() {
+        let (s, ctx) = read("filesystem: {}\ns3: {bucket: b}\ncache: {blobdescriptor: inmemory}\n");
+        assert!(s.is_none());
+        assert_eq!(
+            ctx.errors,
+            ["storage: exactly one storage driver must be configured, found filesystem, s3"]
+        );
+        let (_, ctx) = read("delete: {enabled: true}\n");
+        assert!(ctx.errors[0].starts_with("storage: no storage driver configured"));
+        let (_, ctx) = read("");
+        assert!(ctx.errors[0].starts_with("storage: no storage driver configured"));
+    }
+
+    #[test]
+    fn other_drivers_are_read_then_refused() {
+        for driver in ["s3", "azure", "gcs", "swift", "oss", "rados"] {
+            let (s, ctx) = read(&format!("{driver}:\n  bucket: b\n  secretkey: k\n"));
+            assert!(s.is_none());
+            assert_eq!(ctx.errors.len(), 1);
+            assert!(
+                ctx.errors[0].starts_with(&format!(
+                    "storage.{driver}: storage driver {driver} is not supported yet"
+                )),
+                "{}",
+                ctx.errors[0]
+            );
+        }
+        let (_, ctx) = read("floppy: {}\n");
+        assert!(ctx.errors[0].starts_with("storage: unknown storage driver \"floppy\""));
+    }
+
+    #[test]
+    fn wrong_values_name_their_keys_all_at_once() {
+        let (_, ctx) = read(
+            "filesystem:\n  maxthreads: many\ndelete:\n  enabled: perhaps\ncache:\n  blobdescriptor: memcached\n",
+        );
+        assert_eq!(
+            ctx.errors,
+            [
+                "storage.filesystem.maxthreads: expected an integer, got \"many\"",
+                "storage.delete.enabled: expected true or false, got \"perhaps\"",
+            ]
+        );
+        let (_, ctx) = read("inmemory:\ncache:\n  blobdescriptor: memcached\n");
+        assert_eq!(
+            ctx.errors,
+            ["storage.cache.blobdescriptor: expected inmemory or redis, got \"memcached\""]
+        );
+        let (_, ctx) = read("filesystem: /var/lib/registry\n");
+        assert!(
+            ctx.errors[0].starts_with("storage.filesystem: expected a map of driver parameters")
+        );
+    }
+
+    #[test]
+    fn warnings() {
+        let (s, ctx) =
+            read("filesystem:\n  maxthreads: 3\n  rootdir: /x\ncache:\n  layerinfo: redis\n");
+        let s = s.unwrap();
+        assert_eq!(s.blob_descriptor_cache.as_deref(), Some("redis"));
+        assert_eq!(
+            ctx.warnings,
+            [
+                "unknown key storage.filesystem.rootdir is ignored",
+                "storage.filesystem.maxthreads: 3 is below the minimum; using 25",
+                "storage.cache.layerinfo is deprecated; use storage.cache.blobdescriptor",
+            ]
+        );
+    }
+}
