@@ -15,10 +15,11 @@ use crate::harness::oci::{
     self, Client, OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, descriptor, header, random_bytes, sha256,
 };
 
-/// Size of the blobs the upload tests send; large enough to be on its way in several reads.
-const BLOB_SIZE: usize = 1 << 20;
+/// Size of the blobs the upload tests send: several times the 1 MiB that a storage writer
+/// may buffer, so an interrupted body has reached the disk in part.
+const BLOB_SIZE: usize = 4 << 20;
 /// How much of it arrives before the client disconnects or the server dies.
-const SENT_BEFORE_CUT: usize = 384 << 10;
+const SENT_BEFORE_CUT: usize = (5 << 20) / 2;
 
 /// Opens a connection and sends a request head (with `Content-Length: content_length`) and
 /// `body_part`, which may be shorter: the body is then left unfinished on an open connection.
@@ -219,6 +220,7 @@ async fn client_disconnect_mid_patch_then_resume() {
     let (received, next) = settled_status(&client, &location)
         .await
         .expect("an upload whose client went away is still known");
+    eprintln!("upload kept {received} of {SENT_BEFORE_CUT} bytes sent");
     assert!(
         received <= SENT_BEFORE_CUT,
         "server claims {received} bytes but only {SENT_BEFORE_CUT} were sent"
@@ -268,7 +270,7 @@ async fn server_killed_mid_patch_leaves_no_partial_blob() {
 
     let before = bytes_under(&wharf.root());
     let (location, stream) = interrupted_patch(&client, &wharf.host(), repo, &blob).await;
-    let stored = wait_for_stored(&wharf.root(), before, 64 << 10).await;
+    let stored = wait_for_stored(&wharf.root(), before, 1 << 20).await;
     wharf.kill();
     drop(stream);
     wharf.restart();
@@ -292,10 +294,12 @@ async fn server_killed_mid_patch_leaves_no_partial_blob() {
 
     match upload_status(&client, &location).await {
         Some((received, next)) => {
+            eprintln!("upload survived the kill with {received} bytes");
             assert!(received <= SENT_BEFORE_CUT, "{received} bytes claimed");
             finish_upload(&client, repo, &next, &blob, received).await;
         }
         None => {
+            eprintln!("upload is unknown after the kill");
             let digest = client.push_blob(repo, &blob).await;
             assert_eq!(digest, sha256(&blob));
         }
