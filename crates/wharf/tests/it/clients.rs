@@ -169,7 +169,8 @@ async fn docker_multi_layer_build_repush_pull_by_digest_and_run() {
     assert_eq!(ran.stdout, format!("built-by-run\n{salt}"));
 }
 
-/// A three-component repository name, through push, catalog, tags and pull.
+/// A three-component repository name, through push, catalog, tags, cross-repository mount
+/// and pull.
 #[tokio::test]
 async fn docker_nested_repository_name() {
     let Some(docker) = Docker::get() else { return };
@@ -186,6 +187,17 @@ async fn docker_nested_repository_name() {
         (status, served.as_deref()),
         (StatusCode::OK, Some(digest.as_str()))
     );
+
+    // The same layers pushed to another repository are mounted, not uploaded (end-11).
+    let other = format!("{}/x/other:copy", wharf.host());
+    docker.ok(&["tag", docker.busybox(), &other]);
+    let push = docker.ok(&["push", &other]);
+    assert!(
+        push.stdout.contains("Mounted from a/b/c"),
+        "cross-repo mount: {push}"
+    );
+    assert_eq!(pushed_digest(&push.stdout), Some(digest.clone()));
+    docker.ok(&["rmi", &other]);
 
     docker.ok(&["rmi", &image]);
     docker.ok(&["pull", &image]);

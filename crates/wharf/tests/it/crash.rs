@@ -266,21 +266,54 @@ async fn server_killed_mid_patch_leaves_no_partial_blob() {
     let mut wharf = Wharf::start();
     let client = Client::new(&wharf.url());
     let blob = random_bytes(BLOB_SIZE);
-    let repo = "crash/killed-upload";
+    let repo = "crash/killed-patch";
 
     let before = bytes_under(&wharf.root());
     let (location, stream) = interrupted_patch(&client, &wharf.host(), repo, &blob).await;
     let stored = wait_for_stored(&wharf.root(), before, 1 << 20).await;
+    eprintln!("partial PATCH data on disk before the kill: {stored}");
     wharf.kill();
     drop(stream);
     wharf.restart();
+    no_blob_then_finish(&wharf, repo, &location, &blob).await;
+}
+
+/// wharf SIGKILLed while the closing `PUT ?digest=` of a monolithic upload streams in: the
+/// digest is known from the start, and still no blob may exist before all bytes arrived.
+#[tokio::test]
+async fn server_killed_mid_closing_put_leaves_no_partial_blob() {
+    let mut wharf = Wharf::start();
+    let client = Client::new(&wharf.url());
+    let blob = random_bytes(BLOB_SIZE);
+    let repo = "crash/killed-put";
+
+    let location = client.start_upload(repo).await;
+    let closing = oci::with_query(&location, &format!("digest={}", sha256(&blob)));
+    let before = bytes_under(&wharf.root());
+    let stream = send_partial(
+        &wharf.host(),
+        &format!("PUT {}", path_and_query(&closing)),
+        &[("Content-Type", "application/octet-stream".to_owned())],
+        blob.len(),
+        &blob[..SENT_BEFORE_CUT],
+    )
+    .await;
+    let stored = wait_for_stored(&wharf.root(), before, 1 << 20).await;
+    eprintln!("partial PUT data on disk before the kill: {stored}");
+    wharf.kill();
+    drop(stream);
+    wharf.restart();
+    no_blob_then_finish(&wharf, repo, &location, &blob).await;
+}
+
+/// After a crash mid-upload: neither the partial nor the whole content is a blob, on the wire
+/// or on disk; then the upload resumes (or, if unknown, starts over) and yields exactly `blob`.
+async fn no_blob_then_finish(wharf: &Wharf, repo: &str, location: &str, blob: &[u8]) {
     // A new client: the old one's pooled connections died with the server.
     let client = Client::new(&wharf.url());
-    eprintln!("partial PATCH data on disk before the kill: {stored}");
-
     for (what, digest) in [
         ("partial content", sha256(&blob[..SENT_BEFORE_CUT])),
-        ("whole content", sha256(&blob)),
+        ("whole content", sha256(blob)),
     ] {
         let resp = client
             .head(&format!("/v2/{repo}/blobs/{digest}"))
@@ -289,22 +322,22 @@ async fn server_killed_mid_patch_leaves_no_partial_blob() {
             .expect("HEAD blob");
         assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{what} is no blob");
     }
-    let blob_files = files_under(&v2(&wharf).join("blobs"));
+    let blob_files = files_under(&v2(wharf).join("blobs"));
     assert!(blob_files.is_empty(), "blob store holds {blob_files:?}");
 
-    match upload_status(&client, &location).await {
+    match upload_status(&client, location).await {
         Some((received, next)) => {
             eprintln!("upload survived the kill with {received} bytes");
             assert!(received <= SENT_BEFORE_CUT, "{received} bytes claimed");
-            finish_upload(&client, repo, &next, &blob, received).await;
+            finish_upload(&client, repo, &next, blob, received).await;
         }
         None => {
             eprintln!("upload is unknown after the kill");
-            let digest = client.push_blob(repo, &blob).await;
-            assert_eq!(digest, sha256(&blob));
+            let digest = client.push_blob(repo, blob).await;
+            assert_eq!(digest, sha256(blob));
         }
     }
-    let blob_files = files_under(&v2(&wharf).join("blobs"));
+    let blob_files = files_under(&v2(wharf).join("blobs"));
     assert_eq!(
         blob_files.len(),
         1,
