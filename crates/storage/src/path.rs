@@ -15,8 +15,7 @@ fn valid_segment(s: &str) -> bool {
     !s.is_empty()
         && s != "."
         && s != ".."
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
 }
 
@@ -124,7 +123,10 @@ mod tests {
         let p = StoragePath::new("/a/b/c").unwrap();
         assert_eq!(p.file_name(), "c");
         assert_eq!(p.parent().unwrap().as_str(), "/a/b");
-        assert_eq!(StoragePath::new("/a").unwrap().parent().unwrap(), StoragePath::root());
+        assert_eq!(
+            StoragePath::new("/a").unwrap().parent().unwrap(),
+            StoragePath::root()
+        );
         assert_eq!(StoragePath::root().join("x/y").unwrap().as_str(), "/x/y");
         assert!(p.starts_with(&StoragePath::new("/a/b").unwrap()));
         assert!(!p.starts_with(&StoragePath::new("/a/bb").unwrap()));

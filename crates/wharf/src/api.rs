@@ -85,7 +85,7 @@ pub fn query(parts: &Parts) -> HashMap<String, String> {
 }
 
 /// A header as a string, when present and valid.
-pub fn header_str<'a>(headers: &'a HeaderMap, name: impl header::AsHeaderName) -> Option<&'a str> {
+pub fn header_str(headers: &HeaderMap, name: impl header::AsHeaderName) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 

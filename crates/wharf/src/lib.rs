@@ -5,5 +5,8 @@
 //! `wharf_storage::Driver`; `config` is read by `cli` and `server` only.
 
 pub mod api;
+pub mod cli;
+pub mod config;
 pub mod gc;
 pub mod registry;
+pub mod server;

@@ -164,7 +164,7 @@ async fn wait_for_signal() {
 
 /// `storage.maintenance.uploadpurging`: removes abandoned uploads in the background.
 fn spawn_upload_purging(registry: &Registry, config: &Config) {
-    let p = config.storage.upload_purging.clone();
+    let p = config.storage.upload_purging;
     if !p.enabled || config.storage.readonly {
         return;
     }

@@ -114,7 +114,7 @@ impl IntoResponse for ApiError {
             "detail": self.detail,
         }]});
         let status = StatusCode::from_u16(d.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut resp = Response::new(Body::from(body.to_string()));
+        let mut resp = Response::new(Body::from(format!("{body}\n")));
         *resp.status_mut() = status;
         let h = resp.headers_mut();
         h.insert(

@@ -9,7 +9,7 @@ use wharf_oci::{Digest, RepoName, media_type};
 
 use super::{Api, ApiError, headers, query};
 
-/// GET referrers/<digest>, optionally filtered by `artifactType`.
+/// GET `referrers/<digest>`, optionally filtered by `artifactType`.
 pub async fn list_referrers(
     api: &Api,
     parts: &Parts,

@@ -108,7 +108,7 @@ impl Route {
                     name: name(&segs[..n - 2])?,
                 });
             }
-            return Err(RouteError::Name(rest.to_owned()));
+            return Err(RouteError::NotFound);
         }
         if n >= 3 && segs[n - 2..] == ["blobs", "uploads"] {
             return Ok(Route::UploadStart {

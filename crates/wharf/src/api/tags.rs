@@ -37,7 +37,8 @@ pub fn list_response(
         let url = format!("{}{path}?n={n}&last={last}", api.urls.prefix);
         b = b.header(header::LINK, hv(&format!("<{url}>; rel=\"next\"")));
     }
-    b.body(Body::from(body.to_string())).unwrap_or_default()
+    // distribution's JSON encoder ends bodies with a newline; clients comparing lengths agree
+    b.body(Body::from(format!("{body}\n"))).unwrap_or_default()
 }
 
 /// GET tags/list.

@@ -168,10 +168,13 @@ async fn chunked_push_then_pull_by_tag_and_digest() {
     let (_, _, b) = send(&app, "GET", "/v2/a/b/tags/list", vec![]).await;
     assert_eq!(
         String::from_utf8(b).unwrap(),
-        r#"{"name":"a/b","tags":["v1"]}"#
+        "{\"name\":\"a/b\",\"tags\":[\"v1\"]}\n"
     );
     let (_, _, b) = send(&app, "GET", "/v2/_catalog", vec![]).await;
-    assert_eq!(String::from_utf8(b).unwrap(), r#"{"repositories":["a/b"]}"#);
+    assert_eq!(
+        String::from_utf8(b).unwrap(),
+        "{\"repositories\":[\"a/b\"]}\n"
+    );
 
     let (s, _, _) = send(
         &app,

@@ -17,7 +17,8 @@ pub fn init(log: &LogConfig) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let result = match log.formatter {
         LogFormatter::Text => builder.try_init(),
         LogFormatter::Json | LogFormatter::Logstash => {
