@@ -80,13 +80,35 @@ impl From<wharf_storage::path::InvalidPath> for Error {
 /// Result of registry operations.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Switches from `storage:` that change what the registry allows.
+/// Switches from `storage:` and `validation:` that change what the registry allows.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// `storage.delete.enabled`: blob and manifest DELETE are allowed.
     pub delete_enabled: bool,
     /// `storage.maintenance.readonly.enabled`: every write is refused.
     pub read_only: bool,
+    /// `validation.manifests.urls`: rules for foreign-layer URLs; `None` when validation is off.
+    pub layer_urls: Option<UrlRules>,
+}
+
+/// Which foreign-layer URLs a pushed manifest may carry (distribution's `validation` rules).
+#[derive(Debug, Clone, Default)]
+pub struct UrlRules {
+    /// Every URL must match one of these, when any are given.
+    pub allow: Vec<regex::Regex>,
+    /// No URL may match any of these.
+    pub deny: Vec<regex::Regex>,
+}
+
+impl UrlRules {
+    /// Whether a layer URL is acceptable: http(s), no fragment, allowed and not denied.
+    pub fn accepts(&self, url: &str) -> bool {
+        let scheme_ok = url.starts_with("http://") || url.starts_with("https://");
+        scheme_ok
+            && !url.contains('#')
+            && (self.allow.is_empty() || self.allow.iter().any(|r| r.is_match(url)))
+            && !self.deny.iter().any(|r| r.is_match(url))
+    }
 }
 
 /// The registry: a driver plus the rules of the content model. Cheap to clone.

@@ -27,8 +27,31 @@ pub async fn build_registry(config: &Config) -> anyhow::Result<Registry> {
         Options {
             delete_enabled: config.storage.delete_enabled,
             read_only: config.storage.readonly,
+            layer_urls: layer_url_rules(config)?,
         },
     ))
+}
+
+/// Compiles `validation.manifests.urls`; `None` when `validation.disabled` is set.
+fn layer_url_rules(config: &Config) -> anyhow::Result<Option<crate::registry::UrlRules>> {
+    let v = &config.validation;
+    if v.disabled {
+        return Ok(None);
+    }
+    let compile = |key: &str, patterns: &[String]| -> anyhow::Result<Vec<regex::Regex>> {
+        patterns
+            .iter()
+            .map(|p| {
+                regex::Regex::new(p).with_context(|| {
+                    format!("validation.manifests.urls.{key}: invalid pattern {p:?}")
+                })
+            })
+            .collect()
+    };
+    Ok(Some(crate::registry::UrlRules {
+        allow: compile("allow", &v.manifests.urls.allow)?,
+        deny: compile("deny", &v.manifests.urls.deny)?,
+    }))
 }
 
 /// The axum application for a registry, with `http.*` URL and header settings applied.

@@ -78,7 +78,7 @@ async fn push_blob(app: &axum::Router, repo: &str, data: &[u8]) -> Digest {
 async fn chunked_push_then_pull_by_tag_and_digest() {
     let app = app(Options {
         delete_enabled: true,
-        read_only: false,
+        ..Options::default()
     });
     let (s, h, _) = send(&app, "POST", "/v2/a/b/blobs/uploads/", vec![]).await;
     assert_eq!(s, StatusCode::ACCEPTED);
@@ -269,5 +269,44 @@ fn app_read_only() -> axum::Router {
     app(Options {
         delete_enabled: true,
         read_only: true,
+        ..Options::default()
     })
+}
+
+#[tokio::test]
+async fn foreign_layer_urls_follow_validation_rules() {
+    use crate::registry::UrlRules;
+    let rules = UrlRules {
+        allow: vec![regex::Regex::new(r"^https://mirror\.example/").unwrap()],
+        deny: vec![regex::Regex::new(r"/blocked/").unwrap()],
+    };
+    let app = app(Options {
+        layer_urls: Some(rules),
+        ..Options::default()
+    });
+    let config = push_blob(&app, "r", b"{}").await;
+    let foreign = Digest::sha256(b"foreign layer, never uploaded");
+    let manifest = |url: &str| {
+        format!(
+            r#"{{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.v2+json","config":{{"mediaType":"application/vnd.docker.container.image.v1+json","digest":"{config}","size":2}},"layers":[{{"mediaType":"application/vnd.docker.image.rootfs.foreign.diff.tar.gzip","digest":"{foreign}","size":5,"urls":["{url}"]}}]}}"#
+        )
+        .into_bytes()
+    };
+    let cases = [
+        ("https://mirror.example/layer", StatusCode::CREATED),
+        ("https://other.example/layer", StatusCode::BAD_REQUEST),
+        (
+            "https://mirror.example/blocked/layer",
+            StatusCode::BAD_REQUEST,
+        ),
+        ("ftp://mirror.example/layer", StatusCode::BAD_REQUEST),
+        ("https://mirror.example/layer#frag", StatusCode::BAD_REQUEST),
+    ];
+    for (url, want) in cases {
+        let (s, _, b) = send(&app, "PUT", "/v2/r/manifests/t", manifest(url)).await;
+        assert_eq!(s, want, "{url}: {}", String::from_utf8_lossy(&b));
+        if want == StatusCode::BAD_REQUEST {
+            assert_eq!(code(&b), "MANIFEST_INVALID");
+        }
+    }
 }

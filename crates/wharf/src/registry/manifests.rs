@@ -150,6 +150,16 @@ impl Registry {
     }
 
     async fn check_references(&self, repo: &RepoName, manifest: &Manifest) -> Result<()> {
+        if let Some(rules) = &self.options.layer_urls {
+            let urls = manifest.layers.iter().flat_map(|l| l.urls.iter().flatten());
+            for url in urls {
+                if !rules.accepts(url) {
+                    return Err(Error::ManifestInvalid(format!(
+                        "layer URL {url:?} is not allowed (validation.manifests.urls)"
+                    )));
+                }
+            }
+        }
         for blob in manifest.required_blobs() {
             match self.stat_blob(repo, &blob.digest).await {
                 Ok(_) => {}
