@@ -5,7 +5,7 @@
 # and the tests start private ones (dockerd, docker-registry) on their own sockets and ports.
 set -euo pipefail
 
-packages=(docker.io busybox-static skopeo podman umoci docker-registry buildah)
+packages=(docker.io busybox-static skopeo podman umoci docker-registry buildah wrk nginx-light)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -29,11 +29,22 @@ if [[ ! -e $policy ]]; then
     trap 'rm -f "$policy"' EXIT
 fi
 
+# Retries a command a few times: a mirror hiccup should not fail a CI run.
+retry() {
+    local attempt
+    for attempt in 1 2 3; do
+        "$@" && return 0
+        echo "attempt $attempt of: $* failed; retrying in $((attempt * 10))s" >&2
+        sleep $((attempt * 10))
+    done
+    "$@"
+}
+
 export DEBIAN_FRONTEND=noninteractive NEEDRESTART_MODE=l
-apt-get update -q
+retry apt-get update -q
 # Recommends are not needed: the tests use no container networking beyond `--network none`,
 # no rootless mode and no fuse-overlayfs (every store is vfs).
-apt-get install -y -q --no-install-recommends "${missing[@]}"
+retry apt-get install -y -q --no-install-recommends "${missing[@]}"
 
 # The docker-registry package ships a service for a registry on :5000; it is not wanted here
 # and cannot run without systemd. Make sure nothing from it (or from docker.io) is running.
