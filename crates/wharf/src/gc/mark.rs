@@ -85,11 +85,25 @@ async fn kept(
     }
 }
 
-/// Removes an untagged manifest's revision and any referrer link it left.
+/// Removes an untagged manifest's revision, any referrer link it left, and the tag history
+/// entries naming it (as distribution's `RemoveManifest` does), so no link outlives its blob.
 pub async fn remove_manifest(registry: &Registry, repo: &str, digest: &Digest) -> Result<()> {
     let Ok(repo) = repo.parse::<RepoName>() else {
         return Ok(());
     };
+    for tag in registry.list_tags(&repo).await.unwrap_or_default() {
+        let Ok(tag) = tag.parse::<Tag>() else {
+            continue;
+        };
+        let link = PathSpec::TagIndexLink {
+            repo: &repo,
+            tag: &tag,
+            digest,
+        };
+        if let Some(dir) = link.path().parent() {
+            registry.remove(&dir).await?;
+        }
+    }
     registry.remove_revision(&repo, digest).await
 }
 

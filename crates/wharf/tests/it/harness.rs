@@ -4,6 +4,7 @@
 
 pub mod distribution;
 pub mod docker;
+pub mod garbage;
 pub mod oci;
 pub mod podman;
 pub mod skopeo;

@@ -13,3 +13,4 @@ mod api_uploads;
 mod clients;
 mod compat;
 mod crash;
+mod gc;
