@@ -3,7 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::backend::{filesystem::FilesystemDriver, inmemory::InMemoryDriver};
+pub use crate::backend::s3::S3Params;
+use crate::backend::{filesystem::FilesystemDriver, inmemory::InMemoryDriver, s3::S3Driver};
 use crate::driver::{Driver, Result};
 
 /// Parameters of the `filesystem` driver (distribution's keys).
@@ -31,6 +32,8 @@ pub enum DriverConfig {
     Filesystem(FilesystemParams),
     /// `inmemory:` (a single process only; content is lost on exit).
     InMemory,
+    /// `s3:` (AWS S3 and S3-compatible servers); boxed, it is by far the largest.
+    S3(Box<S3Params>),
 }
 
 impl DriverConfig {
@@ -39,6 +42,7 @@ impl DriverConfig {
         match self {
             DriverConfig::Filesystem(_) => "filesystem",
             DriverConfig::InMemory => "inmemory",
+            DriverConfig::S3(_) => "s3",
         }
     }
 
@@ -47,6 +51,7 @@ impl DriverConfig {
         Ok(match self {
             DriverConfig::Filesystem(p) => Arc::new(FilesystemDriver::new(p.clone()).await?),
             DriverConfig::InMemory => Arc::new(InMemoryDriver::new()),
+            DriverConfig::S3(p) => Arc::new(S3Driver::new(S3Params::clone(p))?),
         })
     }
 }

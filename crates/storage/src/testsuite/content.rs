@@ -155,6 +155,30 @@ pub async fn writer_resume_large_chunks(d: &dyn Driver) {
     resume(d, "resume-large", 10 << 20).await;
 }
 
+/// A file grown by several `append` writers (parts below and above 5 MiB) moves into place
+/// whole, as an upload's data does at its final PUT; nothing is left at the source.
+pub async fn rename_after_resume(d: &dyn Driver) {
+    let root = scratch("rename-resumed");
+    let (src, dst) = (at(&root, "_uploads/id/data"), at(&root, "blobs/ab/data"));
+    let parts: [u64; 4] = [6 << 20, 32, (5 << 20) + 7, 1];
+    let mut size = 0;
+    for (round, part) in parts.into_iter().enumerate() {
+        let mut w = d.writer(&src, round > 0).await.unwrap();
+        write_pattern(&mut *w, 16, size, part, &[1 << 20, 4093]).await;
+        w.commit().await.unwrap();
+        size += part;
+    }
+    let walked = d.walk(&root).await.unwrap();
+    let info = walked.iter().find(|i| i.path == src).unwrap();
+    assert_eq!(info.size, size, "walk reports the whole resumed file");
+    d.rename(&src, &dst).await.unwrap();
+    assert_eq!(d.stat(&dst).await.unwrap().size, size);
+    verify_pattern(d, &dst, 16, 0, size).await;
+    verify_pattern(d, &dst, 16, size - 40, size).await;
+    assert_not_found(d.stat(&src).await, "source after rename");
+    finish(d, &root).await;
+}
+
 /// `append` on a missing file starts an empty one rather than failing.
 pub async fn writer_append_creates_missing_file(d: &dyn Driver) {
     let root = scratch("append-missing");

@@ -11,7 +11,10 @@ use std::time::Duration;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use wharf_storage::DriverConfig;
-use wharf_storage::factory::FilesystemParams;
+use wharf_storage::factory::{FilesystemParams, S3Params};
+
+use super::secret::Secret;
+use super::tree::MASK;
 
 use super::de;
 use super::env::STORAGE_RESERVED;
@@ -29,6 +32,20 @@ const KNOWN_DRIVERS: &[&str] = &[
     "swift",
     "oss",
     "rados",
+];
+
+/// Drivers distribution has that wharf reads but cannot run yet.
+const REFUSED_DRIVERS: &[&str] = &["s3-aws", "azure", "gcs", "swift", "oss", "rados"];
+
+/// S3 storage classes distribution accepts (`NONE` sends no class).
+const S3_STORAGE_CLASSES: &[&str] = &[
+    "STANDARD",
+    "REDUCED_REDUNDANCY",
+    "STANDARD_IA",
+    "ONEZONE_IA",
+    "INTELLIGENT_TIERING",
+    "OUTPOSTS",
+    "GLACIER_IR",
 ];
 
 /// distribution's floor for `filesystem.maxthreads`.
@@ -128,6 +145,106 @@ struct Tag {
 struct RawFilesystem {
     rootdirectory: Option<String>,
     maxthreads: Option<u64>,
+}
+
+/// `storage.s3` as written; every key optional so defaults and errors are ours.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawS3 {
+    region: Option<String>,
+    regionendpoint: Option<String>,
+    forcepathstyle: Option<bool>,
+    bucket: Option<String>,
+    accesskey: Option<String>,
+    secretkey: Option<Secret>,
+    sessiontoken: Option<Secret>,
+    encrypt: Option<bool>,
+    keyid: Option<String>,
+    secure: Option<bool>,
+    skipverify: Option<bool>,
+    v4auth: Option<bool>,
+    chunksize: Option<u64>,
+    multipartcopychunksize: Option<u64>,
+    multipartcopymaxconcurrency: Option<u64>,
+    multipartcopythresholdsize: Option<u64>,
+    rootdirectory: Option<String>,
+    storageclass: Option<String>,
+    loglevel: Option<String>,
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
+}
+
+/// distribution's checks on `storage.s3`, all reported at once.
+fn s3_from(raw: RawS3, ctx: &mut Ctx) -> Option<S3Params> {
+    let mut p = S3Params::default();
+    let before = ctx.errors.len();
+    match non_empty(raw.bucket) {
+        Some(bucket) => p.bucket = bucket,
+        None => ctx.error("storage.s3.bucket: required"),
+    }
+    match non_empty(raw.region) {
+        Some(region) => p.region = region,
+        None => ctx.error("storage.s3.region: required (any value for most S3-compatible servers)"),
+    }
+    p.region_endpoint = non_empty(raw.regionendpoint);
+    p.force_path_style = raw.forcepathstyle.unwrap_or(p.force_path_style);
+    p.access_key = non_empty(raw.accesskey);
+    p.secret_key = raw
+        .secretkey
+        .filter(|s| !s.is_empty())
+        .map(|s| s.expose().to_owned());
+    p.session_token = raw
+        .sessiontoken
+        .filter(|s| !s.is_empty())
+        .map(|s| s.expose().to_owned());
+    if p.access_key.is_some() != p.secret_key.is_some() {
+        ctx.error("storage.s3: accesskey and secretkey go together (leave both out for the AWS credential chain)");
+    }
+    p.encrypt = raw.encrypt.unwrap_or(false);
+    p.key_id = non_empty(raw.keyid);
+    p.secure = raw.secure.unwrap_or(p.secure);
+    p.skip_verify = raw.skipverify.unwrap_or(false);
+    if raw.v4auth == Some(false) {
+        ctx.error("storage.s3.v4auth: false is not supported; wharf signs every request with AWS Signature V4");
+    }
+    if let Some(size) = raw.chunksize {
+        if size < wharf_storage::backend::s3::MIN_CHUNK_SIZE {
+            ctx.error(format!(
+                "storage.s3.chunksize: {size} is below S3's minimum part size {}",
+                wharf_storage::backend::s3::MIN_CHUNK_SIZE
+            ));
+        }
+        p.chunk_size = size;
+    }
+    if let Some(size) = raw.multipartcopychunksize {
+        p.multipart_copy_chunk_size = size;
+    }
+    if let Some(n) = raw.multipartcopymaxconcurrency {
+        p.multipart_copy_max_concurrency = n.max(1);
+    }
+    if let Some(size) = raw.multipartcopythresholdsize {
+        p.multipart_copy_threshold_size = size;
+    }
+    p.root_directory = raw.rootdirectory.unwrap_or_default();
+    match raw.storageclass.as_deref().map(str::trim) {
+        None | Some("") => {}
+        Some("NONE") => p.storage_class = None,
+        Some(class) if S3_STORAGE_CLASSES.contains(&class) => {
+            p.storage_class = Some(class.to_owned())
+        }
+        Some(class) => ctx.error(format!(
+            "storage.s3.storageclass: {class:?} is not one of NONE, {}",
+            S3_STORAGE_CLASSES.join(", ")
+        )),
+    }
+    if raw.loglevel.is_some_and(|l| !l.eq_ignore_ascii_case("off")) {
+        ctx.warn(
+            "storage.s3.loglevel is ignored; S3 requests are logged at debug level by log.level",
+        );
+    }
+    (ctx.errors.len() == before).then_some(p)
 }
 
 /// Reads `storage:`; every problem found is recorded in `ctx`.
@@ -236,9 +353,13 @@ fn driver_from(name: &str, params: &Node, ctx: &mut Ctx) -> Option<DriverConfig>
             }
             Some(DriverConfig::InMemory)
         }
-        other if KNOWN_DRIVERS.contains(&other) => {
+        "s3" => {
+            let raw: RawS3 = ctx.typed(&Node::Map(params.0), &path)?;
+            s3_from(raw, ctx).map(|p| DriverConfig::S3(Box::new(p)))
+        }
+        other if REFUSED_DRIVERS.contains(&other) => {
             ctx.error(format!(
-                "{path}: storage driver {other} is not supported yet (wharf runs filesystem and inmemory); \
+                "{path}: storage driver {other} is not supported yet (wharf runs filesystem, inmemory and s3); \
                  its {} parameter(s) were read but wharf will not start on a backend it cannot use",
                 params.keys().count()
             ));
@@ -279,6 +400,7 @@ impl Serialize for StorageConfig {
                     maxthreads: fs.max_threads,
                 },
             )?,
+            DriverConfig::S3(p) => map.serialize_entry("s3", &s3_json(p))?,
             other => map.serialize_entry(other.name(), &Params::default())?,
         }
         map.serialize_entry(
@@ -315,6 +437,30 @@ impl Serialize for StorageConfig {
         }
         map.end()
     }
+}
+
+/// `storage.s3` as `config check` prints it: every effective value, secrets masked.
+fn s3_json(p: &S3Params) -> serde_json::Value {
+    let mask = |s: &Option<String>| s.as_ref().map(|_| MASK);
+    serde_json::json!({
+        "bucket": p.bucket,
+        "region": p.region,
+        "regionendpoint": p.region_endpoint,
+        "forcepathstyle": p.force_path_style,
+        "accesskey": p.access_key,
+        "secretkey": mask(&p.secret_key),
+        "sessiontoken": mask(&p.session_token),
+        "encrypt": p.encrypt,
+        "keyid": p.key_id,
+        "secure": p.secure,
+        "skipverify": p.skip_verify,
+        "chunksize": p.chunk_size,
+        "multipartcopychunksize": p.multipart_copy_chunk_size,
+        "multipartcopymaxconcurrency": p.multipart_copy_max_concurrency,
+        "multipartcopythresholdsize": p.multipart_copy_threshold_size,
+        "rootdirectory": p.root_directory,
+        "storageclass": p.storage_class.as_deref().unwrap_or("NONE"),
+    })
 }
 
 #[cfg(test)]
@@ -389,8 +535,63 @@ mod tests {
     }
 
     #[test]
+    fn s3_with_distribution_keys_and_lenient_scalars() {
+        let (s, ctx) = read(
+            "s3:\n  region: us-east-1\n  regionendpoint: http://127.0.0.1:9000\n  bucket: reg\n  accesskey: AK\n  secretkey: SK\n  forcepathstyle: \"false\"\n  secure: \"false\"\n  skipverify: true\n  v4auth: true\n  chunksize: \"6291456\"\n  multipartcopythresholdsize: 1000\n  rootdirectory: /a/b\n  storageclass: REDUCED_REDUNDANCY\n  encrypt: yes\n  keyid: k1\n",
+        );
+        assert!(ctx.errors.is_empty() && ctx.warnings.is_empty(), "{ctx:?}");
+        let DriverConfig::S3(p) = s.unwrap().driver else {
+            panic!("not s3")
+        };
+        assert_eq!(
+            *p,
+            S3Params {
+                bucket: "reg".into(),
+                region: "us-east-1".into(),
+                region_endpoint: Some("http://127.0.0.1:9000".into()),
+                force_path_style: false,
+                access_key: Some("AK".into()),
+                secret_key: Some("SK".into()),
+                encrypt: true,
+                key_id: Some("k1".into()),
+                secure: false,
+                skip_verify: true,
+                chunk_size: 6 << 20,
+                multipart_copy_threshold_size: 1000,
+                root_directory: "/a/b".into(),
+                storage_class: Some("REDUCED_REDUNDANCY".into()),
+                ..S3Params::default()
+            }
+        );
+        let (s, ctx) = read("s3: {region: r, bucket: b, storageclass: NONE}\n");
+        assert!(ctx.errors.is_empty(), "{ctx:?}");
+        let DriverConfig::S3(p) = s.unwrap().driver else {
+            panic!("not s3")
+        };
+        assert_eq!(
+            (p.storage_class, p.access_key, p.force_path_style),
+            (None, None, true)
+        );
+    }
+
+    #[test]
+    fn s3_problems_are_named_together() {
+        let (s, ctx) = read(
+            "s3:\n  accesskey: AK\n  v4auth: false\n  chunksize: 1024\n  storageclass: COLD\n",
+        );
+        assert!(s.is_none());
+        assert_eq!(ctx.errors.len(), 6, "{:?}", ctx.errors);
+        assert!(ctx.errors[0].starts_with("storage.s3.bucket: required"));
+        assert!(ctx.errors[1].starts_with("storage.s3.region: required"));
+        assert!(ctx.errors[2].contains("accesskey and secretkey go together"));
+        assert!(ctx.errors[3].starts_with("storage.s3.v4auth"));
+        assert!(ctx.errors[4].starts_with("storage.s3.chunksize: 1024"));
+        assert!(ctx.errors[5].starts_with("storage.s3.storageclass"));
+    }
+
+    #[test]
     fn other_drivers_are_read_then_refused() {
-        for driver in ["s3", "azure", "gcs", "swift", "oss", "rados"] {
+        for driver in ["azure", "gcs", "swift", "oss", "rados"] {
             let (s, ctx) = read(&format!("{driver}:\n  bucket: b\n  secretkey: k\n"));
             assert!(s.is_none());
             assert_eq!(ctx.errors.len(), 1);

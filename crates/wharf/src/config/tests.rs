@@ -180,7 +180,11 @@ fn seed_storage_block_needs_exactly_one_driver() {
     assert_eq!(s.blob_descriptor_cache.as_deref(), Some("inmemory"));
     assert_eq!(s.upload_purging, UploadPurging::default());
     assert!(l.warnings.is_empty() && l.config.unsupported().is_empty());
-    for driver in ["azure", "s3", "rados", "swift"] {
+    let DriverConfig::S3(s3) = &ok(&only("s3"), &[]).config.storage.driver else {
+        panic!("s3 block read as another driver")
+    };
+    assert_eq!((s3.bucket.as_str(), s3.chunk_size), ("bucketname", 5 << 20));
+    for driver in ["azure", "rados", "swift"] {
         let p = problems(&only(driver), &[]);
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(
@@ -399,7 +403,7 @@ fn seed_002_tls_and_basic_auth_from_env_are_refused() {
 }
 
 #[test]
-fn seed_001_s3_storage_from_env_is_read_then_refused() {
+fn seed_001_s3_storage_from_env_is_read() {
     let env = [
         ("REGISTRY_HTTP_TLS_CERTIFICATE", "/certs/server.crt"),
         ("REGISTRY_HTTP_TLS_KEY", "/certs/server.key"),
@@ -415,24 +419,22 @@ fn seed_001_s3_storage_from_env_is_read_then_refused() {
         ("REGISTRY_AUTH_HTPASSWD_REALM", "Registry Realm"),
         ("REGISTRY_AUTH_HTPASSWD_PATH", "/auth/htpasswd"),
     ];
-    let err = Config::parse(IMAGE_DEFAULT, &vars(&env)).unwrap_err();
-    let p = err.problems();
-    assert_eq!(p.len(), 3, "{p:?}");
-    assert!(
-        p[0].starts_with("storage.s3: storage driver s3 is not supported yet"),
-        "{p:?}"
+    let l = ok(IMAGE_DEFAULT, &env[2..7]);
+    let DriverConfig::S3(s3) = &l.config.storage.driver else {
+        panic!("REGISTRY_STORAGE=s3 read as another driver")
+    };
+    assert_eq!(s3.bucket, "docker-registry.kh-developer");
+    assert_eq!(s3.region, "ap-northeast-1");
+    assert_eq!(s3.access_key.as_deref(), Some("ASEFWAF1232REWE"));
+    assert_eq!(
+        s3.secret_key.as_deref(),
+        Some("ASERWER1234WERFASER354SFDSDF1234")
     );
-    assert!(p[0].contains("its 4 parameter(s) were read"), "{p:?}");
-    let text = err.to_string();
-    assert!(
-        text.contains("REGISTRY_STORAGE=s3 replaces the whole storage section"),
-        "{text}"
-    );
-    assert!(!text.contains("ASERWER1234WERFASER354SFDSDF1234"));
-    // without TLS and auth, s3 alone still stops start-up: no silent fallback to the filesystem
-    let p = problems(IMAGE_DEFAULT, &env[2..7]);
-    assert_eq!(p.len(), 1);
-    assert!(p[0].starts_with("storage.s3: storage driver s3 is not supported yet"));
+    if let Err(err) = Config::parse(IMAGE_DEFAULT, &vars(&env)) {
+        let text = err.to_string();
+        assert!(!text.contains("storage.s3"), "{text}");
+        assert!(!text.contains("ASERWER1234WERFASER354SFDSDF1234"));
+    }
 }
 
 #[test]

@@ -1,0 +1,142 @@
+//! Outside servers the suite runs backends against, started once per test process on a free
+//! port of 127.0.0.1 and stopped when the process exits (a shell watchdog follows its pid, so
+//! not even a panicking or killed test binary leaves one running).
+//!
+//! A missing server skips loudly on a laptop and fails when `CI=true`. The integration tests of
+//! the `wharf` crate use the same launchers through the `testsuite` feature.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::backend::s3::S3Params;
+
+/// Whether a missing outside program must fail the test (CI) or only skip it (a laptop).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port")
+}
+
+/// `name` from `$env_var`, PATH, or a virtualenv under the workspace's `target/` (where
+/// `.ci/run` installs the Python peers).
+fn find(program: &str, env_var: &str, venv: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env_var) {
+        return Some(PathBuf::from(p));
+    }
+    let on_path = std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    });
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
+    on_path.or_else(|| Some(target.join(venv).join("bin").join(program)).filter(|p| p.is_file()))
+}
+
+/// Starts `argv` under a watchdog that kills it when this process is gone; waits for `port`.
+fn spawn_watched(argv: &[String], port: u16, log: &Path) -> bool {
+    let script = r#"log="$1"; shift; parent="$1"; shift
+"$@" >"$log" 2>&1 & child=$!
+trap 'kill $child 2>/dev/null' EXIT
+while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.5; done"#;
+    let spawned = Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .arg("watchdog")
+        .arg(log)
+        .arg(std::process::id().to_string())
+        .args(argv)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    if spawned.is_err() {
+        return false;
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    false
+}
+
+/// A moto S3 server (PyPI `moto[server]`): multipart uploads, UploadPartCopy, ListObjectsV2 and
+/// presigned URLs, any credentials, path-style.
+#[derive(Debug)]
+pub struct Moto {
+    /// `http://127.0.0.1:<port>`.
+    pub endpoint: String,
+}
+
+/// The process's moto server, started on first use; `None` (after printing why) when moto is
+/// not installed. Panics under CI instead.
+pub fn moto() -> Option<&'static Moto> {
+    static MOTO: OnceLock<Option<Moto>> = OnceLock::new();
+    MOTO.get_or_init(|| {
+        let Some(bin) = find("moto_server", "WHARF_MOTO_SERVER", "venv-moto") else {
+            assert!(
+                !in_ci(),
+                "moto_server is required when CI=true (.ci/run installs it into target/venv-moto)"
+            );
+            eprintln!(
+                "SKIP: moto_server not found (python3 -m venv target/venv-moto && target/venv-moto/bin/pip install 'moto[server]')"
+            );
+            return None;
+        };
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("wharf-moto-{port}.log"));
+        let argv = [
+            bin.to_string_lossy().into_owned(),
+            "-H".into(),
+            "127.0.0.1".into(),
+            "-p".into(),
+            port.to_string(),
+        ];
+        let up = spawn_watched(&argv, port, &log);
+        assert!(up, "moto_server did not start; see {}", log.display());
+        Some(Moto {
+            endpoint: format!("http://127.0.0.1:{port}"),
+        })
+    })
+    .as_ref()
+}
+
+impl Moto {
+    /// Creates a fresh bucket and returns its name.
+    pub async fn bucket(&self) -> String {
+        let name = format!("wharf-{}", uuid::Uuid::new_v4().simple());
+        let created = reqwest::Client::new()
+            .put(format!("{}/{name}", self.endpoint))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status());
+        if let Err(e) = created {
+            panic!("creating bucket {name} on moto: {e}");
+        }
+        name
+    }
+
+    /// Driver parameters for `bucket` on this server (path-style, plain http, static keys).
+    pub fn params(&self, bucket: &str) -> S3Params {
+        S3Params {
+            bucket: bucket.to_owned(),
+            region: "us-east-1".to_owned(),
+            region_endpoint: Some(self.endpoint.clone()),
+            access_key: Some("wharf-test".to_owned()),
+            secret_key: Some("wharf-test-secret".to_owned()),
+            ..S3Params::default()
+        }
+    }
+}
