@@ -8,7 +8,7 @@ use crate::harness::oci::{
 };
 
 /// The default config without `storage.delete`, so deletes are disabled.
-const DELETE_DISABLED: &str = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}\nhttp:\n  addr: 127.0.0.1:{port}\n";
+pub const DELETE_DISABLED: &str = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}\nhttp:\n  addr: 127.0.0.1:{port}\n";
 
 #[tokio::test]
 async fn get_blob_returns_exact_bytes_with_length_digest_etag_and_accept_ranges() {
@@ -70,6 +70,7 @@ async fn get_blob_range_returns_206_with_content_range_and_exact_bytes() {
         ("bytes=5-", "bytes 5-99/100", &bytes[5..]),
         ("bytes=-4", "bytes 96-99/100", &bytes[96..]),
         ("bytes=90-200", "bytes 90-99/100", &bytes[90..]),
+        ("bytes=0-0", "bytes 0-0/100", &bytes[0..1]),
     ] {
         let resp = c.get(&path).header("range", range).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT, "{range}");
@@ -294,4 +295,81 @@ async fn blob_error_bodies_are_json_envelopes() {
         codes == ["BLOB_UNKNOWN"] || codes == ["NAME_UNKNOWN"],
         "{codes:?}"
     );
+}
+
+#[tokio::test]
+async fn empty_blob_round_trips() {
+    let w = Wharf::start();
+    let c = Client::new(&w.url());
+    let digest = c.push_blob("blobs/empty", b"").await;
+    assert_eq!(
+        digest,
+        "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+
+    let resp = c
+        .get(&format!("/v2/blobs/empty/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(header(&resp, "content-length").as_deref(), Some("0"));
+    assert_eq!(
+        header(&resp, "docker-content-digest").as_deref(),
+        Some(&*digest)
+    );
+    assert!(resp.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn get_blob_with_matching_if_none_match_returns_304() {
+    let w = Wharf::start();
+    let c = Client::new(&w.url());
+    let digest = c.push_blob("blobs/etag", &random_bytes(50)).await;
+    let path = format!("/v2/blobs/etag/blobs/{digest}");
+    let resp = c.head(&path).send().await.unwrap();
+    let etag = header(&resp, "etag").expect("ETag");
+
+    // RFC 9110 §13.1.2; distribution serves blobs through Go's ServeContent, which does this.
+    let resp = c
+        .get(&path)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_MODIFIED);
+    assert!(resp.bytes().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn blob_survives_server_restart() {
+    let mut w = Wharf::start();
+    let c = Client::new(&w.url());
+    let bytes = random_bytes(700);
+    let digest = c.push_blob("blobs/restart", &bytes).await;
+
+    w.restart();
+    let resp = c
+        .get(&format!("/v2/blobs/restart/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap(), bytes);
+}
+
+#[tokio::test]
+async fn deleted_blob_can_be_pushed_again() {
+    let w = Wharf::start();
+    let c = Client::new(&w.url());
+    let bytes = random_bytes(80);
+    let digest = c.push_blob("blobs/again", &bytes).await;
+    let path = format!("/v2/blobs/again/blobs/{digest}");
+    let resp = c.delete(&path).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+
+    c.push_blob("blobs/again", &bytes).await;
+    let resp = c.get(&path).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap(), bytes);
 }

@@ -1,6 +1,8 @@
 //! Manifests (spec end-3, end-7, end-9): every manifest kind round-trips byte for byte, every
 //! refusal has its code, and a refused manifest never becomes visible.
 
+mod delete;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -13,9 +15,6 @@ use crate::harness::oci::{
 /// The digest of `{}`, the OCI empty descriptor's content (image-spec `manifest.md`).
 const EMPTY_DIGEST: &str =
     "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
-
-/// The default config without `storage.delete`, so deletes are disabled.
-const DELETE_DISABLED: &str = "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}\nhttp:\n  addr: 127.0.0.1:{port}\n";
 
 /// Pretty-printed JSON, so a registry that re-serializes the body is caught.
 fn pretty(value: &Value) -> Vec<u8> {
@@ -380,9 +379,15 @@ async fn manifest_over_4_mib_returns_413_and_is_not_stored() {
     // spec: a registry over its limit "SHOULD respond with 413 Payload Too Large" (end-7).
     // The spec defines no code for it; any envelope will do. distribution 2.8.2 answers 400
     // MANIFEST_INVALID ("http: request body too large").
+    // The client sends no `Expect: 100-continue` (nor do docker's): a registry that answers
+    // before reading the body must still let the client read the answer.
     let resp = c
-        .push_manifest("man/huge", "huge", OCI_MANIFEST, &body)
-        .await;
+        .put("/v2/man/huge/manifests/huge")
+        .header("content-type", OCI_MANIFEST)
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("no 413 reached the client: {e:?}"));
     assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
     crate::harness::oci::errors(resp).await;
     assert_not_visible(&c, "man/huge", "huge", &body).await;
@@ -435,104 +440,6 @@ async fn manifest_with_subject_returns_oci_subject_even_when_subject_is_missing(
         assert_eq!(resp.status(), StatusCode::CREATED, "{tag}");
         let want = subject["digest"].as_str().map(str::to_owned);
         assert_eq!(header(&resp, "oci-subject"), want, "{tag}");
-    }
-}
-
-#[tokio::test]
-async fn delete_manifest_by_digest_removes_it_and_its_tags() {
-    let w = Wharf::start();
-    let c = Client::new(&w.url());
-    let body = image(&c, "man/del", OCI_MANIFEST).await;
-    let digest = sha256(&body);
-    for tag in ["one", "two"] {
-        let resp = c.push_manifest("man/del", tag, OCI_MANIFEST, &body).await;
-        assert_eq!(resp.status(), StatusCode::CREATED);
-    }
-    let other = image(&c, "man/del", OCI_MANIFEST).await;
-    let resp = c
-        .push_manifest("man/del", "other", OCI_MANIFEST, &other)
-        .await;
-    assert_eq!(resp.status(), StatusCode::CREATED);
-
-    let resp = c
-        .manifest(Method::DELETE, "man/del", &digest)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    // spec: "a GET to /v2/<name>/manifests/<digest> and any tag pointing to that digest will
-    // return a 404".
-    for reference in [digest.as_str(), "one", "two"] {
-        let resp = c
-            .manifest(Method::GET, "man/del", reference)
-            .send()
-            .await
-            .unwrap();
-        assert_error(resp, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
-    }
-    assert_eq!(c.tags("man/del").await, ["other"]);
-    let resp = c
-        .manifest(Method::GET, "man/del", "other")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::OK);
-}
-
-#[tokio::test]
-async fn delete_manifest_by_tag_removes_only_the_tag() {
-    let w = Wharf::start();
-    let c = Client::new(&w.url());
-    let body = image(&c, "man/deltag", OCI_MANIFEST).await;
-    let digest = sha256(&body);
-    for tag in ["gone", "kept"] {
-        let resp = c
-            .push_manifest("man/deltag", tag, OCI_MANIFEST, &body)
-            .await;
-        assert_eq!(resp.status(), StatusCode::CREATED);
-    }
-
-    // spec: a registry MAY implement tag deletion, answering 202. distribution 2.8.2 does not
-    // (400 DIGEST_INVALID); wharf does, like distribution 3.
-    let resp = c
-        .manifest(Method::DELETE, "man/deltag", "gone")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), StatusCode::ACCEPTED);
-    let resp = c
-        .manifest(Method::GET, "man/deltag", "gone")
-        .send()
-        .await
-        .unwrap();
-    assert_error(resp, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
-    for reference in [digest.as_str(), "kept"] {
-        let resp = c
-            .manifest(Method::GET, "man/deltag", reference)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(resp.status(), StatusCode::OK, "{reference}");
-        assert_eq!(resp.bytes().await.unwrap(), body);
-    }
-    assert_eq!(c.tags("man/deltag").await, ["kept"]);
-}
-
-#[tokio::test]
-async fn delete_unknown_manifest_returns_404_manifest_unknown() {
-    let w = Wharf::start();
-    let c = Client::new(&w.url());
-    c.random_image("man/delunknown", 1).await;
-
-    // distribution 2.8.2 answers 400 DIGEST_INVALID for the tag (it cannot delete tags).
-
-    for reference in [sha256(b"never pushed"), "notag".to_owned()] {
-        let resp = c
-            .manifest(Method::DELETE, "man/delunknown", &reference)
-            .send()
-            .await
-            .unwrap();
-        assert_error(resp, StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN").await;
     }
 }
 
@@ -608,29 +515,87 @@ async fn pushing_a_tag_again_moves_it() {
 }
 
 #[tokio::test]
-async fn delete_manifest_when_deletes_disabled_returns_405_unsupported() {
-    let w = Wharf::start_with_config(DELETE_DISABLED);
+async fn manifest_referencing_blob_of_another_repository_returns_400_manifest_blob_unknown() {
+    let w = Wharf::start();
     let c = Client::new(&w.url());
-    let body = image(&c, "man/nodelete", OCI_MANIFEST).await;
+    // The blobs exist in the registry, but were pushed to another repository: a manifest must
+    // not make them readable here (distribution links blobs per repository).
+    let body = image(&c, "man/owner", OCI_MANIFEST).await;
+
     let resp = c
-        .push_manifest("man/nodelete", "v1", OCI_MANIFEST, &body)
+        .push_manifest("man/thief", "v1", OCI_MANIFEST, &body)
+        .await;
+    assert_error(resp, StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN").await;
+    assert_not_visible(&c, "man/thief", "v1", &body).await;
+}
+
+#[tokio::test]
+async fn index_referencing_manifest_of_another_repository_returns_400_manifest_blob_unknown() {
+    let w = Wharf::start();
+    let c = Client::new(&w.url());
+    let body = index(&c, "man/indexowner", OCI_INDEX).await;
+
+    let resp = c
+        .push_manifest("man/indexthief", "v1", OCI_INDEX, &body)
+        .await;
+    assert_error(resp, StatusCode::BAD_REQUEST, "MANIFEST_BLOB_UNKNOWN").await;
+    assert_not_visible(&c, "man/indexthief", "v1", &body).await;
+}
+
+#[tokio::test]
+async fn content_type_parameters_are_ignored() {
+    let w = Wharf::start();
+    let c = Client::new(&w.url());
+    let body = image(&c, "man/params", OCI_MANIFEST).await;
+
+    // spec: "Registries SHOULD ignore any parameters if they are present" on Content-Type.
+    let with_params = format!("{OCI_MANIFEST}; charset=utf-8");
+    let resp = c
+        .push_manifest("man/params", "v1", &with_params, &body)
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    let resp = c
+        .manifest(Method::GET, "man/params", "v1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(header(&resp, "content-type").as_deref(), Some(OCI_MANIFEST));
+    assert_eq!(resp.bytes().await.unwrap(), body);
+}
+
+#[tokio::test]
+async fn manifest_without_media_type_field_is_served_with_its_pushed_content_type() {
+    let w = Wharf::start();
+    let c = Client::new(&w.url());
+    let config = br#"{"architecture":"amd64","os":"linux"}"#;
+    c.push_blob("man/nomediatype", config).await;
+    // `mediaType` is only RECOMMENDED in an OCI manifest; the Content-Type names the kind.
+    let body = pretty(&json!({
+        "schemaVersion": 2,
+        "config": descriptor(OCI_CONFIG, config),
+        "layers": [],
+    }));
+
+    assert_round_trip(&c, "man/nomediatype", "v1", OCI_MANIFEST, &body).await;
+}
+
+#[tokio::test]
+async fn manifest_survives_server_restart() {
+    let mut w = Wharf::start();
+    let c = Client::new(&w.url());
+    let body = image(&c, "man/restart", OCI_MANIFEST).await;
+    let resp = c
+        .push_manifest("man/restart", "v1", OCI_MANIFEST, &body)
         .await;
     assert_eq!(resp.status(), StatusCode::CREATED);
 
-    // spec: "If manifest deletion is disabled, the registry MUST respond with either a 400 Bad
-    // Request or a 405 Method Not Allowed"; distribution answers 405 UNSUPPORTED.
-    for reference in [sha256(&body), "v1".to_owned()] {
-        let resp = c
-            .manifest(Method::DELETE, "man/nodelete", &reference)
-            .send()
-            .await
-            .unwrap();
-        assert_error(resp, StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED").await;
-    }
+    w.restart();
     let resp = c
-        .manifest(Method::GET, "man/nodelete", "v1")
+        .manifest(Method::GET, "man/restart", "v1")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap(), body);
+    assert_eq!(c.tags("man/restart").await, ["v1"]);
 }

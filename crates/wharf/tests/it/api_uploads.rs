@@ -513,3 +513,128 @@ async fn upload_resumes_after_server_restart() {
     assert_eq!(resp.status(), StatusCode::CREATED);
     assert_blob(&c, "up/restart", &digest, &bytes).await;
 }
+
+#[tokio::test]
+async fn blob_is_not_visible_until_its_upload_completes() {
+    let w = Wharf::start();
+    let c = Client::new(&w.url());
+    let bytes = random_bytes(100);
+    let digest = sha256(&bytes);
+    let location = c.start_upload("up/pending").await;
+    let resp = patch(&c, &location, None, &bytes).await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let location = c.location(&resp);
+
+    let resp = c
+        .head(&format!("/v2/up/pending/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert!(!blob_data_exists(&w, &digest));
+
+    let resp = finish(&c, &location, &digest, b"").await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_blob(&c, "up/pending", &digest, &bytes).await;
+}
+
+#[tokio::test]
+async fn pushing_an_existing_blob_again_returns_201() {
+    let w = Wharf::start();
+    let c = Client::new(&w.url());
+    let bytes = random_bytes(100);
+    let digest = c.push_blob("up/twice", &bytes).await;
+
+    assert_eq!(c.push_blob("up/twice", &bytes).await, digest);
+    assert_eq!(c.push_blob_chunked("up/twice", &bytes, 30).await, digest);
+    assert_blob(&c, "up/twice", &digest, &bytes).await;
+}
+
+#[tokio::test]
+async fn put_with_content_range_on_final_chunk_completes_upload() {
+    let w = Wharf::start();
+    let c = Client::new(&w.url());
+    let bytes = random_bytes(100);
+    let digest = sha256(&bytes);
+    let location = c.start_upload("up/putrange").await;
+    let resp = patch(&c, &location, Some("0-59"), &bytes[..60]).await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+
+    // spec: the closing PUT carries "Content-Range: <range of chunk, if present>".
+    let resp = c
+        .put(&with_query(&c.location(&resp), &format!("digest={digest}")))
+        .header("content-type", "application/octet-stream")
+        .header("content-range", "60-99")
+        .body(bytes[60..].to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_blob(&c, "up/putrange", &digest, &bytes).await;
+}
+
+#[tokio::test]
+async fn patch_with_chunked_transfer_encoding_streams() {
+    let w = Wharf::start();
+    let c = Client::new(&w.url());
+    let parts: Vec<Vec<u8>> = (0..4).map(|_| random_bytes(40_000)).collect();
+    let whole = parts.concat();
+    let digest = sha256(&whole);
+    let location = c.start_upload("up/chunkedte").await;
+
+    // No Content-Length: the body goes out with `Transfer-Encoding: chunked`, as docker's
+    // client streams layers.
+    let stream = futures::stream::iter(
+        parts
+            .into_iter()
+            .map(|p| Ok::<_, std::io::Error>(bytes::Bytes::from(p))),
+    );
+    let resp = c
+        .patch(&location)
+        .header("content-type", "application/octet-stream")
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert_eq!(
+        header(&resp, "range"),
+        Some(format!("0-{}", whole.len() - 1))
+    );
+    let resp = finish(&c, &c.location(&resp), &digest, b"").await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_blob(&c, "up/chunkedte", &digest, &whole).await;
+}
+
+#[tokio::test]
+async fn large_blob_round_trips_monolithic_and_chunked() {
+    let w = Wharf::start();
+    let c = Client::new(&w.url());
+    let bytes = random_bytes(9 << 20);
+
+    let digest = c.push_blob("up/large", &bytes).await;
+    assert_blob(&c, "up/large", &digest, &bytes).await;
+    let digest = c.push_blob_chunked("up/large2", &bytes, 2 << 20).await;
+    assert_blob(&c, "up/large2", &digest, &bytes).await;
+}
+
+#[tokio::test]
+async fn mount_without_from_is_201_or_202() {
+    let w = Wharf::start();
+    let c = Client::new(&w.url());
+    let digest = c.push_blob("up/src4", b"mount me").await;
+
+    // spec: "The registry MAY treat the from parameter as optional, and it MAY cross-mount the
+    // blob if it can be found"; otherwise it opens a session.
+    let resp = c
+        .post(&format!("/v2/up/dst4/blobs/uploads/?mount={digest}"))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status();
+    assert!(
+        status == StatusCode::CREATED || status == StatusCode::ACCEPTED,
+        "{status}"
+    );
+    assert!(header(&resp, "location").is_some());
+}
