@@ -74,6 +74,8 @@ pub struct S3Params {
     pub root_directory: String,
     /// `storageclass`: class of new objects (default STANDARD; `NONE` sends none).
     pub storage_class: Option<String>,
+    /// Blob GETs answer 307 to a presigned URL (`storage.redirect.disable` turns it off).
+    pub redirect: bool,
 }
 
 impl Default for S3Params {
@@ -96,6 +98,7 @@ impl Default for S3Params {
             multipart_copy_threshold_size: 32 << 20,
             root_directory: String::new(),
             storage_class: Some("STANDARD".to_owned()),
+            redirect: true,
         }
     }
 }
@@ -118,6 +121,7 @@ impl fmt::Debug for S3Params {
             .field("chunk_size", &self.chunk_size)
             .field("root_directory", &self.root_directory)
             .field("storage_class", &self.storage_class)
+            .field("redirect", &self.redirect)
             .finish_non_exhaustive()
     }
 }
@@ -545,6 +549,9 @@ impl Driver for S3Driver {
 
     async fn redirect_url(&self, path: &StoragePath) -> Result<Option<String>> {
         reject_root(path)?;
+        if !self.params.redirect {
+            return Ok(None);
+        }
         let signed = self
             .op
             .presign_read(key(path), REDIRECT_EXPIRY)
@@ -672,5 +679,11 @@ mod tests {
         assert!(url.contains("X-Amz-Signature="), "{url}");
         let body = reqwest::get(&url).await.unwrap().bytes().await.unwrap();
         assert_eq!(body, &b"abcdef"[..]);
+        let quiet = S3Params {
+            redirect: false,
+            ..moto.params(&bucket)
+        };
+        let quiet = S3Driver::new(quiet).unwrap();
+        assert_eq!(quiet.redirect_url(&blob).await.unwrap(), None);
     }
 }

@@ -292,6 +292,12 @@ pub(crate) fn from_node(node: &Node, ctx: &mut Ctx) -> Option<StorageConfig> {
     let tag: Option<Tag> = ctx.typed(get("tag"), "storage.tag");
     let (driver, delete, redirect, cache, maintenance, tag) =
         (driver?, delete?, redirect?, cache?, maintenance?, tag?);
+    let mut driver = driver;
+    if let DriverConfig::S3(p) = &mut driver {
+        // distribution applies `redirect.disable` above the driver; wharf tells the one
+        // backend that redirects, so the API layer stays unaware of it.
+        p.redirect = !redirect.disable;
+    }
 
     let mut blob_descriptor_cache = cache.blobdescriptor.filter(|s| !s.is_empty());
     if let Some(old) = cache.layerinfo.filter(|s| !s.is_empty()) {
@@ -563,14 +569,20 @@ mod tests {
                 ..S3Params::default()
             }
         );
-        let (s, ctx) = read("s3: {region: r, bucket: b, storageclass: NONE}\n");
+        let (s, ctx) =
+            read("s3: {region: r, bucket: b, storageclass: NONE}\nredirect: {disable: true}\n");
         assert!(ctx.errors.is_empty(), "{ctx:?}");
         let DriverConfig::S3(p) = s.unwrap().driver else {
             panic!("not s3")
         };
         assert_eq!(
-            (p.storage_class, p.access_key, p.force_path_style),
-            (None, None, true)
+            (
+                p.storage_class,
+                p.access_key,
+                p.force_path_style,
+                p.redirect
+            ),
+            (None, None, true, false)
         );
     }
 

@@ -5,6 +5,7 @@
 pub mod distribution;
 pub mod docker;
 pub mod garbage;
+pub mod moto;
 pub mod oci;
 pub mod podman;
 pub mod skopeo;

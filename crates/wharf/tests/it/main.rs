@@ -14,3 +14,4 @@ mod clients;
 mod compat;
 mod crash;
 mod gc;
+mod s3;
