@@ -235,14 +235,6 @@ impl Config {
             self.reporting.new_relic != NewRelic::default(),
             "reporting.newrelic",
         );
-        flag(
-            self.notifications.events != Events::default(),
-            "notifications.events",
-        );
-        flag(
-            !self.notifications.endpoints.is_empty(),
-            "notifications.endpoints",
-        );
         flag(self.redis != RedisConfig::default(), "redis");
         flag(
             self.health.storage_driver != StorageDriverCheck::default(),

@@ -8,5 +8,6 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod gc;
+pub mod notify;
 pub mod registry;
 pub mod server;

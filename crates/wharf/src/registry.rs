@@ -116,12 +116,31 @@ impl UrlRules {
 pub struct Registry {
     driver: Arc<dyn Driver>,
     options: Options,
+    /// Told of every completed action (notifications); `None` costs nothing.
+    listener: Option<Arc<dyn crate::notify::Listener>>,
 }
 
 impl Registry {
     /// A registry over `driver`.
     pub fn new(driver: Arc<dyn Driver>, options: Options) -> Self {
-        Registry { driver, options }
+        Registry {
+            driver,
+            options,
+            listener: None,
+        }
+    }
+
+    /// The same registry, reporting every completed action to `listener`.
+    pub fn with_listener(mut self, listener: Arc<dyn crate::notify::Listener>) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    /// Reports an action to the listener; `report` is only built when someone listens.
+    pub(crate) fn emit(&self, report: impl FnOnce() -> crate::notify::Report) {
+        if let Some(listener) = &self.listener {
+            listener.report(report());
+        }
     }
 
     /// The storage driver, for health checks and maintenance tasks.

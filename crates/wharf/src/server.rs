@@ -121,6 +121,7 @@ fn tcp_addr(addr: &str) -> String {
 /// Serves until SIGTERM or SIGINT, then drains in-flight requests for up to `http.draintimeout`.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
     let registry = build_registry(&config).await?;
+    let registry = crate::notify::attach(registry, &config)?;
     spawn_upload_purging(&registry, &config);
     let app = app(registry, &config)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

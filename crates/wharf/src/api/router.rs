@@ -15,7 +15,9 @@ use super::{Api, ApiError, blobs, catalog, headers, hv, manifests, referrers, ta
 /// Entry point for every request under the API prefix.
 pub async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let mut resp = match dispatch(&api, parts, body).await {
+    let base_url = api.urls.url(&parts.headers, "");
+    let info = crate::notify::RequestInfo::from_headers(&parts.method, &parts.headers, base_url);
+    let mut resp = match crate::notify::scope(info, dispatch(&api, parts, body)).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
     };

@@ -5,6 +5,7 @@ use wharf_storage::ByteStream;
 
 use super::layout::PathSpec;
 use super::{Error, Registry, Result};
+use crate::notify::{Action, blob_report};
 
 impl Registry {
     /// Size of a blob the repository holds; `BlobUnknown` otherwise.
@@ -13,9 +14,12 @@ impl Registry {
         if linked.as_ref() != Some(digest) {
             return Err(Error::BlobUnknown(digest.clone()));
         }
-        self.blob_size(digest)
+        let size = self
+            .blob_size(digest)
             .await?
-            .ok_or_else(|| Error::BlobUnknown(digest.clone()))
+            .ok_or_else(|| Error::BlobUnknown(digest.clone()))?;
+        self.emit(|| blob_report(Action::Pull, repo, digest, size));
+        Ok(size)
     }
 
     /// Size of a blob in the shared store, whatever repository links it.
@@ -58,7 +62,9 @@ impl Registry {
         if !self.exists(&link).await? {
             return Err(Error::BlobUnknown(digest.clone()));
         }
-        self.remove(&link).await
+        self.remove(&link).await?;
+        self.emit(|| blob_report(Action::Delete, repo, digest, 0));
+        Ok(())
     }
 
     /// Cross-repository mount: links `from`'s blob into `repo` without moving bytes.
@@ -77,6 +83,11 @@ impl Registry {
         };
         self.write_link(PathSpec::LayerLink { repo, digest }, digest)
             .await?;
+        self.emit(|| {
+            let mut report = blob_report(Action::Mount, repo, digest, size);
+            report.from = Some(from.clone());
+            report
+        });
         Ok(Some(size))
     }
 }

@@ -7,6 +7,7 @@ use wharf_oci::{Digest, Manifest, ManifestKind, Reference, RepoName, Tag, media_
 
 use super::layout::PathSpec;
 use super::{Error, Registry, Result};
+use crate::notify::{Action, manifest_report};
 
 /// A manifest as served.
 #[derive(Debug, Clone)]
@@ -87,6 +88,7 @@ impl Registry {
             Err(e) => return Err(e.into()),
         };
         let media_type = served_media_type(&bytes);
+        self.emit(|| manifest_report(Action::Pull, repo, &digest, &bytes, reference));
         Ok(StoredManifest {
             digest,
             bytes,
@@ -119,6 +121,7 @@ impl Registry {
             Reference::Tag(_) => Digest::sha256(&bytes),
         };
         self.check_references(repo, &manifest).await?;
+        let stored = bytes.clone();
 
         let data = PathSpec::BlobData { digest: &digest }.path();
         if !self.exists(&data).await? {
@@ -143,6 +146,7 @@ impl Registry {
         if let Reference::Tag(tag) = reference {
             self.tag_manifest(repo, tag, &digest).await?;
         }
+        self.emit(|| manifest_report(Action::Push, repo, &digest, &stored, reference));
         Ok(PutManifest {
             digest,
             subject: manifest.subject.map(|s| s.digest),
@@ -198,6 +202,18 @@ impl Registry {
     pub async fn delete_manifest(&self, repo: &RepoName, reference: &Reference) -> Result<()> {
         self.check_deletable()?;
         let digest = self.resolve(repo, reference).await?;
+        self.delete_manifest_links(repo, reference, digest.clone())
+            .await?;
+        self.emit(|| crate::notify::manifest_deleted(repo, &digest, reference));
+        Ok(())
+    }
+
+    async fn delete_manifest_links(
+        &self,
+        repo: &RepoName,
+        reference: &Reference,
+        digest: Digest,
+    ) -> Result<()> {
         match reference {
             Reference::Tag(tag) => self.remove(&PathSpec::Tag { repo, tag }.path()).await,
             Reference::Digest(_) => {

@@ -291,6 +291,7 @@ impl Registry {
         self.write_link(PathSpec::LayerLink { repo, digest }, digest)
             .await?;
         self.remove(&PathSpec::Upload { repo, id }.path()).await?;
+        self.emit(|| crate::notify::blob_report(crate::notify::Action::Push, repo, digest, size));
         Ok(size)
     }
 

@@ -14,4 +14,5 @@ mod clients;
 mod compat;
 mod crash;
 mod gc;
+mod notify;
 mod s3;

@@ -1,0 +1,203 @@
+//! One configured endpoint: which events it wants, and the task that delivers its queue in order,
+//! one envelope per event, retrying with distribution's threshold/backoff rule (retry at once
+//! until `threshold` consecutive failures, then wait `backoff` before each further attempt).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
+
+use super::event::ENVELOPE_MEDIA_TYPE;
+use super::queue::Queue;
+use crate::config::Endpoint as EndpointConfig;
+
+/// Used when `timeout` is not set (distribution would wait forever).
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Used when `backoff` is not set.
+const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
+/// Pause between attempts below the threshold, so a refusing endpoint is not spun on.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
+/// Why an endpoint cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Only `http://host[:port]/path` URLs are delivered to.
+    #[error("notifications endpoint {name}: unsupported url {url:?} (only http:// is supported)")]
+    Url {
+        /// Endpoint name.
+        name: String,
+        /// The configured URL.
+        url: String,
+    },
+}
+
+/// Where and how to POST.
+#[derive(Debug, Clone)]
+pub struct Target {
+    name: String,
+    authority: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    timeout: Duration,
+    threshold: u64,
+    backoff: Duration,
+}
+
+impl Target {
+    /// Checks an endpoint's config once, at start-up.
+    pub fn from_config(cfg: &EndpointConfig) -> Result<Target, Error> {
+        let bad = || Error::Url {
+            name: cfg.name.clone(),
+            url: cfg.url.clone(),
+        };
+        let rest = cfg.url.strip_prefix("http://").ok_or_else(bad)?;
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        if authority.is_empty() {
+            return Err(bad());
+        }
+        let authority = if authority.contains(':') {
+            authority.to_owned()
+        } else {
+            format!("{authority}:80")
+        };
+        let headers = cfg
+            .headers
+            .0
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| (k.clone(), v.clone())))
+            .collect();
+        let or = |d: Duration, default| if d.is_zero() { default } else { d };
+        Ok(Target {
+            name: cfg.name.clone(),
+            authority,
+            path: path.to_owned(),
+            headers,
+            timeout: or(cfg.timeout, DEFAULT_TIMEOUT),
+            threshold: cfg.threshold.max(1),
+            backoff: or(cfg.backoff, DEFAULT_BACKOFF),
+        })
+    }
+
+    /// One POST of `body`; `Ok` on a 2xx or 3xx answer, as distribution's HTTP sink.
+    async fn post(&self, body: &[u8]) -> Result<(), String> {
+        let attempt = async {
+            let mut conn = tokio::net::TcpStream::connect(&self.authority)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let mut head = format!(
+                "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {ENVELOPE_MEDIA_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n",
+                self.path,
+                self.authority,
+                body.len()
+            );
+            for (k, v) in &self.headers {
+                head.push_str(&format!("{k}: {v}\r\n"));
+            }
+            head.push_str("\r\n");
+            conn.write_all(head.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            conn.write_all(body).await.map_err(|e| e.to_string())?;
+            let mut answer = Vec::new();
+            let mut buf = [0u8; 256];
+            while !answer.windows(2).any(|w| w == b"\r\n") {
+                let n = conn.read(&mut buf).await.map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                answer.extend_from_slice(&buf[..n]);
+            }
+            let line = String::from_utf8_lossy(&answer);
+            let status: u16 = line
+                .split_whitespace()
+                .nth(1)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| format!("no HTTP status in {line:?}"))?;
+            if (200..400).contains(&status) {
+                Ok(())
+            } else {
+                Err(format!("status {status}"))
+            }
+        };
+        tokio::time::timeout(self.timeout, attempt)
+            .await
+            .unwrap_or_else(|_| Err(format!("timed out after {:?}", self.timeout)))
+    }
+}
+
+/// Delivers `queue` to `target` forever, oldest first; `wake` is signalled on every append.
+pub async fn deliver(target: Target, queue: Arc<Queue>, wake: Arc<Notify>) {
+    let mut failures: u64 = 0;
+    loop {
+        let next = match queue.peek() {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!(endpoint = %target.name, error = %e, "reading notification queue");
+                tokio::time::sleep(target.backoff).await;
+                continue;
+            }
+        };
+        let Some((event, offset)) = next else {
+            let _ = tokio::time::timeout(Duration::from_secs(1), wake.notified()).await;
+            continue;
+        };
+        let mut body = Vec::with_capacity(event.len() + 16);
+        body.extend_from_slice(b"{\"events\":[");
+        body.extend_from_slice(&event);
+        body.extend_from_slice(b"]}");
+        match target.post(&body).await {
+            Ok(()) => {
+                failures = 0;
+                if let Err(e) = queue.ack(offset) {
+                    tracing::error!(endpoint = %target.name, error = %e, "acknowledging notification");
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::warn!(endpoint = %target.name, failures, error = %e, "notification not delivered; will retry");
+                let pause = if failures >= target.threshold {
+                    target.backoff
+                } else {
+                    RETRY_PAUSE
+                };
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(url: &str) -> EndpointConfig {
+        EndpointConfig {
+            name: "e".into(),
+            url: url.into(),
+            ..EndpointConfig::default()
+        }
+    }
+
+    #[test]
+    fn urls_split_into_authority_and_path_with_defaults() {
+        let t = Target::from_config(&cfg("http://sink:8080/hook?x=1")).unwrap();
+        assert_eq!(
+            (t.authority.as_str(), t.path.as_str()),
+            ("sink:8080", "/hook?x=1")
+        );
+        let t = Target::from_config(&cfg("http://sink")).unwrap();
+        assert_eq!((t.authority.as_str(), t.path.as_str()), ("sink:80", "/"));
+        assert_eq!((t.timeout, t.threshold), (DEFAULT_TIMEOUT, 1));
+    }
+
+    #[test]
+    fn https_and_garbage_urls_are_refused_at_start() {
+        for url in ["https://sink/hook", "sink/hook", "http:///x", ""] {
+            assert!(Target::from_config(&cfg(url)).is_err(), "{url}");
+        }
+    }
+}
