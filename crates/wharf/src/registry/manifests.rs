@@ -32,6 +32,20 @@ pub struct PutManifest {
 /// The media type to serve stored bytes with, including ones wharf would not accept today
 /// (schema 1 written by an older registry into a root wharf now serves).
 pub fn served_media_type(bytes: &[u8]) -> String {
+    // Fast path for every GET: a top-level `mediaType` string is what the full parse below
+    // would answer too (its kind is named by that string, or the parse fails and the string is
+    // taken as is), and reading one field skips building and validating the whole document.
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "mediaType")]
+        media_type: Option<String>,
+    }
+    if let Ok(Probe {
+        media_type: Some(m),
+    }) = serde_json::from_slice::<Probe>(bytes)
+    {
+        return m;
+    }
     if let Ok(m) = Manifest::parse(None, bytes) {
         return m.media_type;
     }
@@ -123,28 +137,55 @@ impl Registry {
         self.check_references(repo, &manifest).await?;
         let stored = bytes.clone();
 
+        // Each write is fsynced, so the order below is what a crash can leave: data before any
+        // link to it, the revision link before the tag. Writes with no order between them run
+        // together, so one PUT waits for three rounds of writes instead of four or five.
         let data = PathSpec::BlobData { digest: &digest }.path();
-        if !self.exists(&data).await? {
-            self.driver.put_content(&data, bytes).await?;
-        }
-        if let Some(subject) = &manifest.subject {
-            let link = PathSpec::ReferrerLink {
-                repo,
-                subject: &subject.digest,
-                referrer: &digest,
-            };
-            self.write_link(link, &digest).await?;
-        }
-        self.write_link(
+        let store_data = async {
+            if !self.exists(&data).await? {
+                self.driver.put_content(&data, bytes).await?;
+            }
+            Ok::<_, Error>(())
+        };
+        // The tag's history entry names the digest but makes nothing reachable.
+        let tag_history = async {
+            match reference {
+                Reference::Tag(tag) => {
+                    let link = PathSpec::TagIndexLink {
+                        repo,
+                        tag,
+                        digest: &digest,
+                    };
+                    self.write_link(link, &digest).await
+                }
+                Reference::Digest(_) => Ok(()),
+            }
+        };
+        futures::try_join!(store_data, tag_history)?;
+        let referrer = async {
+            match &manifest.subject {
+                Some(subject) => {
+                    let link = PathSpec::ReferrerLink {
+                        repo,
+                        subject: &subject.digest,
+                        referrer: &digest,
+                    };
+                    self.write_link(link, &digest).await
+                }
+                None => Ok(()),
+            }
+        };
+        let revision = self.write_link(
             PathSpec::ManifestRevisionLink {
                 repo,
                 digest: &digest,
             },
             &digest,
-        )
-        .await?;
+        );
+        futures::try_join!(referrer, revision)?;
         if let Reference::Tag(tag) = reference {
-            self.tag_manifest(repo, tag, &digest).await?;
+            self.write_link(PathSpec::TagCurrentLink { repo, tag }, &digest)
+                .await?;
         }
         self.emit(|| manifest_report(Action::Push, repo, &digest, &stored, reference));
         Ok(PutManifest {
