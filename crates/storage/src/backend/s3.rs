@@ -6,7 +6,7 @@
 //! S3-compatible servers, so it is never used. Instead a writer opened with `append` on a
 //! non-empty file writes its bytes as a new segment object below `<key>~segments/` and, on
 //! commit, replaces the object at `<key>` by a small manifest listing the segments, marked by
-//! user metadata holding the total size (see [`segments`]). Everything lives in the bucket, so an
+//! user metadata holding the total size (module `segments`). Everything lives in the bucket, so an
 //! upload continues on whichever instance gets the next request; `rename` (the end of an upload)
 //! assembles the segments into one plain object server-side with UploadPartCopy. `~` is outside
 //! the storage path grammar, so segment keys never collide with a real path and are invisible to
@@ -197,14 +197,19 @@ fn modified(meta: &opendal::Metadata) -> SystemTime {
         .unwrap_or_else(SystemTime::now)
 }
 
-/// The HTTP client: `skipverify` and `AWS_CA_BUNDLE` apply to https endpoints only.
-fn http_client(params: &S3Params, endpoint: &str) -> Result<reqwest::Client> {
+/// The HTTP client: `skipverify` and the CA bundle (`AWS_CA_BUNDLE`, as the AWS SDKs read it)
+/// apply to https endpoints only, so a bundle meant for AWS never breaks a plain-http MinIO.
+fn http_client(
+    params: &S3Params,
+    endpoint: &str,
+    ca_bundle: Option<std::ffi::OsString>,
+) -> Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder();
     if endpoint.starts_with("https://") {
         if params.skip_verify {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
-        if let Some(bundle) = std::env::var_os("AWS_CA_BUNDLE").filter(|v| !v.is_empty()) {
+        if let Some(bundle) = ca_bundle.filter(|v| !v.is_empty()) {
             let pem = std::fs::read(&bundle).map_err(|e| {
                 backend(format!(
                     "reading AWS_CA_BUNDLE {}: {e}",
@@ -289,8 +294,11 @@ impl S3Driver {
         let op = Operator::new(builder)
             .map_err(backend)?
             .layer(opendal::layers::RetryLayer::new().with_jitter());
-        let transport =
-            opendal_http_transport_reqwest::ReqwestTransport::new(http_client(&params, &endpoint)?);
+        let transport = opendal_http_transport_reqwest::ReqwestTransport::new(http_client(
+            &params,
+            &endpoint,
+            std::env::var_os("AWS_CA_BUNDLE"),
+        )?);
         let ctx = op
             .context()
             .with_http_transport(opendal::HttpTransporter::new(transport));
@@ -654,6 +662,19 @@ mod tests {
             p("x", Some("https://r2.example"), false).endpoint(),
             "https://r2.example"
         );
+    }
+
+    #[test]
+    fn ca_bundle_applies_to_https_endpoints_only() {
+        let p = S3Params::default();
+        let missing = Some(std::ffi::OsString::from("/nonexistent/ca.pem"));
+        assert!(http_client(&p, "http://127.0.0.1:9000", missing.clone()).is_ok());
+        let err = http_client(&p, "https://s3.amazonaws.com", missing).unwrap_err();
+        assert!(err.to_string().contains("AWS_CA_BUNDLE"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let not_pem = dir.path().join("bundle.pem");
+        std::fs::write(&not_pem, "no certificates here").unwrap();
+        http_client(&p, "https://s3.amazonaws.com", Some(not_pem.into())).unwrap();
     }
 
     #[tokio::test]
