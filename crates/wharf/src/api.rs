@@ -73,6 +73,8 @@ pub struct Api {
     pub urls: UrlPolicy,
     /// `http.headers`: added to every response.
     pub extra_headers: Vec<(http::HeaderName, HeaderValue)>,
+    /// `auth:`: checked before every dispatch; `None` leaves the registry open.
+    pub auth: Option<std::sync::Arc<dyn crate::auth::AccessController>>,
 }
 
 /// The decoded query string of a request (last value wins, as distribution reads them).

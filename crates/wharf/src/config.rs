@@ -4,9 +4,9 @@
 //! goes: YAML text → untyped tree (`tree.rs`) → environment overrides on that tree (`env.rs`,
 //! by the rules of distribution's `configuration/parser.go`) → one typed section at a time
 //! (`typed.rs`, lenient scalars in `de.rs`), collecting every problem → [`Config::validate`]. Keys distribution knows but
-//! wharf does not act on yet are parsed and listed by [`Config::unsupported`]; auth and TLS
-//! are refused outright until they exist, so wharf never starts open or unencrypted when the
-//! operator asked otherwise. Depends on `wharf-storage` for the driver configuration only.
+//! wharf does not act on yet are parsed and listed by [`Config::unsupported`]; an unknown auth
+//! scheme and Let's Encrypt are refused outright, so wharf never starts open or unencrypted
+//! when the operator asked otherwise. Depends on `wharf-storage` for the driver configuration only.
 
 mod auth;
 mod catalog;
@@ -69,7 +69,7 @@ pub struct Config {
     pub log: LogConfig,
     /// `storage`: the driver and its settings.
     pub storage: StorageConfig,
-    /// `auth`: refused by [`Config::validate`] while wharf has no access control.
+    /// `auth`: the access controller (`crate::auth`); unknown schemes are refused.
     pub auth: AuthConfig,
     /// `middleware`: parsed, not run.
     pub middleware: MiddlewareConfig,
@@ -186,7 +186,7 @@ impl Config {
     }
 
     /// Problems that forbid running this configuration even though every value parsed:
-    /// auth or TLS configured while wharf cannot provide them yet.
+    /// an unknown auth scheme, or Let's Encrypt, which wharf cannot provide yet.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let problems = refusals(Some(&self.auth), Some(&self.http.tls));
         if problems.is_empty() {
@@ -223,8 +223,6 @@ impl Config {
             self.storage.tag_concurrency_limit != 0,
             "storage.tag.concurrencylimit",
         );
-        flag(self.http.tls.is_requested(), "http.tls");
-        flag(self.http.debug != DebugConfig::default(), "http.debug");
         flag(self.http.http2 != Http2Config::default(), "http.http2");
         flag(self.http.h2c != H2cConfig::default(), "http.h2c");
         flag(
@@ -236,13 +234,7 @@ impl Config {
             "reporting.newrelic",
         );
         flag(self.redis != RedisConfig::default(), "redis");
-        flag(
-            self.health.storage_driver != StorageDriverCheck::default(),
-            "health.storagedriver",
-        );
-        flag(!self.health.file.is_empty(), "health.file");
         flag(!self.health.http.is_empty(), "health.http");
-        flag(!self.health.tcp.is_empty(), "health.tcp");
         flag(self.proxy != ProxyConfig::default(), "proxy");
         flag(
             self.catalog != CatalogConfig::default(),
@@ -260,9 +252,6 @@ impl Config {
             self.validation.manifests.indexes != IndexValidation::default(),
             "validation.manifests.indexes",
         );
-        if let Some(scheme) = self.auth.scheme() {
-            out.push(format!("auth.{scheme}"));
-        }
         out.extend(
             self.middleware
                 .entries()
@@ -355,20 +344,29 @@ fn build(root: &mut Node, env: &[(String, String)], ctx: &mut Ctx) -> Option<Con
     })
 }
 
-/// The refusals of [`Config::validate`], also applied to sections that parsed when others did not.
+/// The refusals of [`Config::validate`], also applied to sections that parsed when others did not:
+/// an auth scheme or TLS mode wharf does not provide must stop start-up, never run open.
 fn refusals(auth: Option<&AuthConfig>, tls: Option<&TlsConfig>) -> Vec<String> {
     let mut problems = Vec::new();
-    if let Some(scheme) = auth.and_then(AuthConfig::scheme) {
+    if let Some(AuthConfig::Other { scheme, .. }) = auth {
         problems.push(format!(
-            "auth.{scheme}: access control is not built into wharf yet, and wharf will not start an open \
-             registry when auth is configured; remove the auth section only if something in front of \
-             wharf controls access"
+            "auth.{scheme}: unknown access-control scheme; wharf provides htpasswd, token and silly, \
+             and will not start an open registry when auth is configured"
         ));
     }
-    if tls.is_some_and(TlsConfig::is_requested) {
+    let incomplete = |t: &TlsConfig| t.certificate.trim().is_empty() || t.key.trim().is_empty();
+    if tls.is_some_and(|t| {
+        t.lets_encrypt == LetsEncrypt::default() && t.is_requested() && incomplete(t)
+    }) {
         problems.push(
-            "http.tls: TLS is not built into wharf yet, and wharf will not serve plain HTTP when TLS is \
-             configured; remove http.tls and terminate TLS in a reverse proxy in front of wharf"
+            "http.tls: certificate and key are both required (wharf will not serve plain HTTP when TLS is configured)"
+                .to_owned(),
+        );
+    }
+    if tls.is_some_and(|t| t.lets_encrypt != LetsEncrypt::default()) {
+        problems.push(
+            "http.tls.letsencrypt: ACME is not built into wharf yet, and wharf will not serve plain HTTP \
+             when TLS is configured; use http.tls.certificate and http.tls.key (e.g. from certbot)"
                 .to_owned(),
         );
     }

@@ -5,9 +5,14 @@
 //! `wharf_storage::Driver`; `config` is read by `cli` and `server` only.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod debug_server;
 pub mod gc;
+pub mod health;
+pub mod metrics;
 pub mod notify;
 pub mod registry;
 pub mod server;
+pub mod tls;

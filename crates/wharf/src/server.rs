@@ -72,9 +72,10 @@ pub fn app(registry: Registry, config: &Config) -> anyhow::Result<axum::Router> 
             prefix: config.http.prefix.trim_end_matches('/').to_owned(),
             host: config.http.host.clone(),
             relative: config.http.relative_urls,
-            tls: false,
+            tls: config.http.tls.is_requested(),
         },
         extra_headers,
+        auth: crate::auth::controller(&config.auth)?,
     };
     let mut app = axum::Router::new()
         .fallback(router::handle)
@@ -123,7 +124,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let registry = build_registry(&config).await?;
     let registry = crate::notify::attach(registry, &config)?;
     spawn_upload_purging(&registry, &config);
-    let app = app(registry, &config)?;
+    let app = crate::debug_server::start(app(registry.clone(), &config)?, &registry, &config).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut wait_rx = stop_rx.clone();
     let shutdown = async move {
@@ -135,15 +136,25 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
             let listener = tokio::net::TcpListener::bind(&addr)
                 .await
                 .with_context(|| format!("http.addr: cannot listen on {addr}"))?;
-            tracing::info!(addr = %listener.local_addr()?, "listening");
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            })
+            let tls = crate::tls::acceptor(&config.http)?;
+            tracing::info!(addr = %listener.local_addr()?, tls = tls.is_some(), "listening");
+            match tls {
+                Some(acceptor) => {
+                    tokio::spawn(crate::tls::serve(listener, acceptor, app, shutdown))
+                }
+                None => tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(shutdown)
+                        .await
+                }),
+            }
         }
         Net::Unix => {
             let path = &config.http.addr;
+            anyhow::ensure!(
+                !config.http.tls.is_requested(),
+                "http.tls: TLS is served on tcp listeners only, not on the unix socket {path}"
+            );
             let _ = std::fs::remove_file(path);
             let listener = tokio::net::UnixListener::bind(path)
                 .with_context(|| format!("http.addr: cannot listen on unix socket {path}"))?;

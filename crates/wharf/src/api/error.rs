@@ -8,6 +8,7 @@ use wharf_oci::{ErrorCode, media_type};
 
 use super::headers;
 use super::route::RouteError;
+use crate::auth::Denial;
 use crate::registry::Error;
 
 /// A client-facing error: code, optional message override, detail, and extra headers.
@@ -84,6 +85,27 @@ impl From<Error> for ApiError {
                 ApiError::new(C::Unknown, Value::Null)
             }
         }
+    }
+}
+
+impl From<Denial> for ApiError {
+    fn from(d: Denial) -> Self {
+        tracing::info!(reason = d.reason, "access denied");
+        // distribution's detail: the access records the request needed
+        let detail: Vec<Value> = d
+            .access
+            .iter()
+            .map(|a| {
+                json!({ "Type": a.resource.kind(), "Class": "", "Name": a.resource.name(), "Action": a.action.as_str() })
+            })
+            .collect();
+        let detail = if detail.is_empty() {
+            Value::Null
+        } else {
+            Value::Array(detail)
+        };
+        ApiError::new(ErrorCode::Unauthorized, detail)
+            .header(header::WWW_AUTHENTICATE, &d.challenge.header_value())
     }
 }
 

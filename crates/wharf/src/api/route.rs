@@ -4,6 +4,7 @@
 
 use wharf_oci::{Digest, NameError, Reference, RepoName};
 
+use crate::auth::{Access, Action, Resource};
 use crate::registry::uploads::UploadId;
 
 /// One endpoint of the spec; ids in comments are the spec's endpoint table.
@@ -153,6 +154,41 @@ impl Route {
         }
     }
 
+    /// The access a request needs, as distribution asks for it: pull to read, pull and push
+    /// to write, delete to delete, `registry:catalog:*` to list repositories, and pull on
+    /// `mount_from` for a cross-repository mount. `GET /v2/` needs authentication only (empty).
+    pub fn access(&self, method: &http::Method, mount_from: Option<&RepoName>) -> Vec<Access> {
+        use http::Method;
+        let name = match self {
+            Route::Base => return Vec::new(),
+            Route::Catalog => {
+                return vec![Access {
+                    resource: Resource::Catalog,
+                    action: Action::All,
+                }];
+            }
+            _ => match self.name() {
+                Some(name) => name,
+                None => return Vec::new(),
+            },
+        };
+        let actions: &[Action] = match *method {
+            Method::GET | Method::HEAD => &[Action::Pull],
+            Method::DELETE => &[Action::Delete],
+            _ => &[Action::Pull, Action::Push],
+        };
+        let mut access: Vec<Access> = actions
+            .iter()
+            .map(|a| Access::repository(name, *a))
+            .collect();
+        if let (Route::UploadStart { .. }, Some(from)) = (self, mount_from)
+            && from != name
+        {
+            access.push(Access::repository(from, Action::Pull));
+        }
+        access
+    }
+
     /// The repository this route acts on, for logs and access control.
     pub fn name(&self) -> Option<&RepoName> {
         match self {
@@ -251,5 +287,106 @@ mod tests {
             Route::parse("/v2/a/manifests/sha256:zz"),
             Err(RouteError::Digest(_))
         ));
+    }
+
+    #[test]
+    fn access_table() {
+        use http::Method;
+        let dg = d();
+        let scope = |path: &str, m: Method, from: Option<&str>| {
+            let from: Option<RepoName> = from.map(|f| f.parse().unwrap());
+            crate::auth::challenge::scopes(&Route::parse(path).unwrap().access(&m, from.as_ref()))
+                .join(" ")
+        };
+        let cases: Vec<(String, Method, Option<&str>, &str)> = vec![
+            ("/v2/".into(), Method::GET, None, ""),
+            (
+                "/v2/_catalog".into(),
+                Method::GET,
+                None,
+                "registry:catalog:*",
+            ),
+            (
+                "/v2/a/b/manifests/v1".into(),
+                Method::GET,
+                None,
+                "repository:a/b:pull",
+            ),
+            (
+                "/v2/a/manifests/v1".into(),
+                Method::HEAD,
+                None,
+                "repository:a:pull",
+            ),
+            (
+                "/v2/a/manifests/v1".into(),
+                Method::PUT,
+                None,
+                "repository:a:pull,push",
+            ),
+            (
+                "/v2/a/manifests/v1".into(),
+                Method::DELETE,
+                None,
+                "repository:a:delete",
+            ),
+            (
+                format!("/v2/a/blobs/{dg}"),
+                Method::GET,
+                None,
+                "repository:a:pull",
+            ),
+            (
+                format!("/v2/a/blobs/{dg}"),
+                Method::DELETE,
+                None,
+                "repository:a:delete",
+            ),
+            (
+                "/v2/a/blobs/uploads/".into(),
+                Method::POST,
+                None,
+                "repository:a:pull,push",
+            ),
+            (
+                "/v2/a/blobs/uploads/".into(),
+                Method::POST,
+                Some("b/c"),
+                "repository:a:pull,push repository:b/c:pull",
+            ),
+            (
+                "/v2/a/blobs/uploads/".into(),
+                Method::POST,
+                Some("a"),
+                "repository:a:pull,push",
+            ),
+            (
+                "/v2/a/blobs/uploads/0b3c2d1e-aaaa".into(),
+                Method::PATCH,
+                None,
+                "repository:a:pull,push",
+            ),
+            (
+                "/v2/a/blobs/uploads/0b3c2d1e-aaaa".into(),
+                Method::GET,
+                None,
+                "repository:a:pull",
+            ),
+            (
+                "/v2/a/tags/list".into(),
+                Method::GET,
+                None,
+                "repository:a:pull",
+            ),
+            (
+                format!("/v2/a/referrers/{dg}"),
+                Method::GET,
+                None,
+                "repository:a:pull",
+            ),
+        ];
+        for (path, m, from, want) in cases {
+            assert_eq!(scope(&path, m.clone(), from), want, "{m} {path}");
+        }
     }
 }

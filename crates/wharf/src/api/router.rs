@@ -40,6 +40,13 @@ async fn dispatch(
         .ok_or_else(super::error::not_found)?;
     let route = Route::parse(path)?;
     let m = &parts.method;
+    if let Some(auth) = &api.auth {
+        let from = super::query(&parts)
+            .get("from")
+            .and_then(|f| f.parse().ok());
+        let access = route.access(m, from.as_ref());
+        auth.authorize(&parts.headers, &access).await?;
+    }
     let head = m == Method::HEAD;
     match route {
         Route::Base if m == Method::GET || head => Ok(base()),

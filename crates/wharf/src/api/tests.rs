@@ -17,6 +17,7 @@ fn app(options: Options) -> axum::Router {
         registry: Registry::new(Arc::new(InMemoryDriver::new()), options),
         urls: UrlPolicy::default(),
         extra_headers: Vec::new(),
+        auth: None,
     };
     axum::Router::new()
         .fallback(router::handle)

@@ -1,8 +1,8 @@
 //! `auth:`: one access-control scheme (silly, token or htpasswd).
 //!
-//! wharf reads every scheme's parameters so that `wharf config check` can show them, but
-//! until access control is built `Config::parse` refuses any configured scheme: an operator
-//! who asked for authentication must never get an open registry instead.
+//! `crate::auth` builds the controller from these; a scheme neither distribution nor wharf
+//! provides is kept as [`AuthConfig::Other`] so that `Config::parse` can refuse it by name: an
+//! operator who asked for authentication must never get an open registry instead.
 
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
@@ -86,7 +86,7 @@ pub struct TokenAuth {
 pub struct HtpasswdAuth {
     /// `realm`: basic-auth realm.
     pub realm: String,
-    /// `path`: the htpasswd file, read at start-up.
+    /// `path`: the htpasswd file; created when missing, re-read when it changes.
     pub path: String,
 }
 

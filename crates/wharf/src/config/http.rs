@@ -40,7 +40,7 @@ pub struct HttpConfig {
     /// `draintimeout`: how long to let requests finish on SIGTERM (0: stop at once).
     #[serde(rename = "draintimeout", with = "de::duration")]
     pub drain_timeout: Duration,
-    /// `tls`: parsed, but wharf refuses to start with it until TLS is built.
+    /// `tls`: served with rustls (`crate::tls`); `letsencrypt` is refused.
     #[serde(skip_serializing_if = "TlsConfig::is_off")]
     pub tls: TlsConfig,
     /// `debug`: the separate debug/metrics listener; parsed, not served yet.

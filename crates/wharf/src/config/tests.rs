@@ -36,8 +36,7 @@ fn typed(yaml: &str, env: &[(&str, &str)]) -> (Option<Config>, Ctx) {
     (config, ctx)
 }
 
-const AUTH_REFUSED: &str = "auth.htpasswd: access control is not built into wharf yet";
-const TLS_REFUSED: &str = "http.tls: TLS is not built into wharf yet";
+const TLS_REFUSED: &str = "http.tls: certificate and key are both required";
 
 /// `/etc/docker/registry/config.yml` of the `registry:2` image: what `docker run -e …` edits.
 const IMAGE_DEFAULT: &str = "version: 0.1
@@ -204,9 +203,9 @@ fn seed_redirect_and_filesystem_snippets() {
     assert!(l.config.storage.redirect_disable);
 }
 
-/// The seed documents the parameters of each scheme; any scheme is refused until auth exists.
+/// The seed documents the parameters of each scheme; each runs, an unknown one is refused.
 #[test]
-fn seed_auth_schemes_are_refused_until_auth_is_built() {
+fn seed_auth_schemes_run_and_unknown_ones_are_refused() {
     let schemes = [
         (
             "silly",
@@ -223,16 +222,13 @@ fn seed_auth_schemes_are_refused_until_auth_is_built() {
     ];
     for (scheme, params) in schemes {
         let yaml = with_storage(&format!("auth:\n  {scheme}:\n{params}"));
-        let p = problems(&yaml, &[]);
-        assert_eq!(p.len(), 1, "{p:?}");
-        assert!(
-            p[0].starts_with(&format!(
-                "auth.{scheme}: access control is not built into wharf yet"
-            )),
-            "{p:?}"
-        );
-        assert_eq!(typed(&yaml, &[]).0.unwrap().auth.scheme(), Some(scheme));
+        assert_eq!(ok(&yaml, &[]).config.auth.scheme(), Some(scheme));
     }
+    let p = problems(&with_storage("auth:\n  ldap:\n    url: ldap://x\n"), &[]);
+    assert!(
+        p.len() == 1 && p[0].starts_with("auth.ldap: unknown access-control scheme"),
+        "{p:?}"
+    );
     ok(&with_storage(""), &[]);
 }
 
@@ -285,9 +281,10 @@ const SEED_HTTP: &str = "http:
 ";
 
 #[test]
-fn seed_http_block_is_refused_with_tls_and_runs_without() {
-    assert_eq!(problems(&with_storage(SEED_HTTP), &[]).len(), 1);
-    assert!(problems(&with_storage(SEED_HTTP), &[])[0].starts_with(TLS_REFUSED));
+fn seed_http_block_runs_with_and_without_tls() {
+    let l = ok(&with_storage(SEED_HTTP), &[]);
+    assert!(l.config.http.tls.is_requested());
+    assert!(!l.config.unsupported().iter().any(|k| k.contains("tls")));
     let without_tls = SEED_HTTP.replace(
         "  tls:\n    certificate: /path/to/x509/public\n    key: /path/to/x509/private\n    clientcas:\n      - /path/to/ca.pem\n      - /path/to/another/ca.pem\n",
         "",
@@ -368,14 +365,13 @@ fn seed_002_listen_address_from_env() {
 }
 
 #[test]
-fn seed_002_tls_and_basic_auth_from_env_are_refused() {
+fn seed_002_tls_and_basic_auth_from_env_are_read() {
     let tls = [
         ("REGISTRY_HTTP_ADDR", "0.0.0.0:443"),
         ("REGISTRY_HTTP_TLS_CERTIFICATE", "/certs/example.com.crt"),
         ("REGISTRY_HTTP_TLS_KEY", "/certs/example.com.key"),
     ];
-    let p = problems(IMAGE_DEFAULT, &tls);
-    assert!(p.len() == 1 && p[0].starts_with(TLS_REFUSED), "{p:?}");
+    ok(IMAGE_DEFAULT, &tls);
 
     let mut both = tls.to_vec();
     both.extend([
@@ -383,11 +379,6 @@ fn seed_002_tls_and_basic_auth_from_env_are_refused() {
         ("REGISTRY_AUTH_HTPASSWD_REALM", "Registry Realm"),
         ("REGISTRY_AUTH_HTPASSWD_PATH", "/auth/htpasswd"),
     ]);
-    let p = problems(IMAGE_DEFAULT, &both);
-    assert!(
-        p.len() == 2 && p[0].starts_with(AUTH_REFUSED) && p[1].starts_with(TLS_REFUSED),
-        "{p:?}"
-    );
     let (config, ctx) = typed(IMAGE_DEFAULT, &both);
     assert!(ctx.errors.is_empty() && ctx.warnings.is_empty(), "{ctx:?}");
     let config = config.unwrap();
@@ -452,7 +443,7 @@ fn seed_004_misspelt_tls_variable_warns_and_the_key_alone_still_refuses() {
         panic!("{err}")
     };
     assert!(
-        problems[0].starts_with(AUTH_REFUSED) && problems[1].starts_with(TLS_REFUSED),
+        problems.len() == 1 && problems[0].starts_with(TLS_REFUSED),
         "{problems:?}"
     );
     assert_eq!(

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod distribution;
 pub mod docker;
 pub mod garbage;
@@ -36,7 +37,10 @@ pub fn require(program: &str) -> Option<std::path::PathBuf> {
             .find(|p| p.is_file())
     });
     if found.is_none() {
-        assert!(!in_ci(), "{program} is required when CI=true but is not on PATH");
+        assert!(
+            !in_ci(),
+            "{program} is required when CI=true but is not on PATH"
+        );
         eprintln!("SKIP: {program} not found on PATH");
     }
     found

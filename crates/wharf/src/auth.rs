@@ -1,0 +1,173 @@
+//! Access control: who may do what to which repository, decided before a request is dispatched.
+//!
+//! One [`AccessController`] per configured scheme (`htpasswd`, `token`, `silly`), chosen by the
+//! `match` in [`controller`]. A refusal is a [`Denial`] whose [`Challenge`] the API renders as
+//! `WWW-Authenticate` (in `api/error.rs`, the only place it becomes an OCI error). Depends on
+//! the configuration and request headers only, never on storage. Passwords and tokens never
+//! reach a log line, an error or a response.
+
+pub mod challenge;
+pub mod htpasswd;
+pub mod silly;
+pub mod token;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use http::HeaderMap;
+use wharf_oci::RepoName;
+
+use crate::config::AuthConfig;
+
+pub use challenge::{BearerError, Challenge};
+
+/// One thing a request wants to do, in the vocabulary of a token's `access` claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Access {
+    /// What is acted on.
+    pub resource: Resource,
+    /// What is done to it.
+    pub action: Action,
+}
+
+impl Access {
+    /// `action` on repository `name`.
+    pub fn repository(name: &RepoName, action: Action) -> Access {
+        Access {
+            resource: Resource::Repository(name.clone()),
+            action,
+        }
+    }
+}
+
+/// A resource of distribution's token scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resource {
+    /// `repository:<name>`.
+    Repository(RepoName),
+    /// `registry:catalog`, the repository listing.
+    Catalog,
+}
+
+impl Resource {
+    /// The scope's type field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Resource::Repository(_) => "repository",
+            Resource::Catalog => "registry",
+        }
+    }
+
+    /// The scope's name field.
+    pub fn name(&self) -> &str {
+        match self {
+            Resource::Repository(name) => name.as_str(),
+            Resource::Catalog => "catalog",
+        }
+    }
+}
+
+/// An action of distribution's token scopes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Read manifests, blobs, tags, referrers.
+    Pull,
+    /// Upload blobs and manifests.
+    Push,
+    /// Delete manifests, tags and blobs.
+    Delete,
+    /// `*`: everything, which the catalog requires.
+    All,
+}
+
+impl Action {
+    /// The spelling in scopes and claims.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Pull => "pull",
+            Action::Push => "push",
+            Action::Delete => "delete",
+            Action::All => "*",
+        }
+    }
+}
+
+/// Who passed the check, for the access log (never their secret).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Grant {
+    /// The authenticated user or token subject, when the scheme knows one.
+    pub user: Option<String>,
+}
+
+/// A refused request: 401 with `challenge`; `reason` is for the server log only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// What the client must do to get in, rendered as `WWW-Authenticate`.
+    pub challenge: Challenge,
+    /// The requested access, echoed in the error detail as distribution does.
+    pub access: Vec<Access>,
+    /// Why, in words that contain no credential.
+    pub reason: &'static str,
+}
+
+/// Decides whether a request's credentials allow `access`; one implementation per scheme.
+#[async_trait::async_trait]
+pub trait AccessController: Send + Sync {
+    /// `Ok` with who it is, or the challenge to answer with. An empty `access` asks only for
+    /// authentication (`GET /v2/`).
+    async fn authorize(&self, headers: &HeaderMap, access: &[Access]) -> Result<Grant, Denial>;
+}
+
+/// Why access control could not start; each names the file or key to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A file could not be read or created.
+    #[error("{what} {}: {source}", path.display())]
+    Io {
+        /// Which configured file.
+        what: &'static str,
+        /// Its path.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An htpasswd line wharf will not accept.
+    #[error("auth.htpasswd: {}, line {line}: {reason}", path.display())]
+    HtpasswdLine {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number (the line itself may hold a hash, so it is not shown).
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A token-auth setting is unusable.
+    #[error("auth.token: {0}")]
+    Token(String),
+    /// A scheme neither distribution nor wharf provides.
+    #[error("auth.{0}: unknown access-control scheme (wharf provides htpasswd, token and silly)")]
+    Unknown(String),
+}
+
+/// The controller `auth:` asks for, or `None` when the registry is open.
+pub fn controller(config: &AuthConfig) -> Result<Option<Arc<dyn AccessController>>, AuthError> {
+    Ok(match config {
+        AuthConfig::None => None,
+        AuthConfig::Silly(c) => Some(Arc::new(silly::Silly::new(c))),
+        AuthConfig::Htpasswd(c) => Some(Arc::new(htpasswd::Htpasswd::open(c)?)),
+        AuthConfig::Token(c) => Some(Arc::new(token::TokenController::new(c)?)),
+        AuthConfig::Other { scheme, .. } => return Err(AuthError::Unknown(scheme.clone())),
+    })
+}
+
+/// The credentials of an `Authorization: <scheme> <value>` header, scheme matched
+/// case-insensitively as RFC 7235 says.
+pub(crate) fn credentials<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (given, rest) = value.split_once(' ')?;
+    given
+        .eq_ignore_ascii_case(scheme)
+        .then(|| rest.trim())
+        .filter(|v| !v.is_empty())
+}
