@@ -124,7 +124,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let registry = build_registry(&config).await?;
     let registry = crate::notify::attach(registry, &config)?;
     spawn_upload_purging(&registry, &config);
-    let app = crate::debug_server::start(app(registry.clone(), &config)?, &registry, &config).await?;
+    let app =
+        crate::debug_server::start(app(registry.clone(), &config)?, &registry, &config).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut wait_rx = stop_rx.clone();
     let shutdown = async move {
