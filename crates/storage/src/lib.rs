@@ -2,7 +2,7 @@
 //!
 //! This crate knows nothing of OCI: digests, repositories and the `docker/registry/v2` layout
 //! belong to the registry layer above it. Every backend passes the same conformance suite
-//! ([`testsuite`]).
+//! (module `testsuite`, behind the `testsuite` feature).
 
 pub mod backend;
 pub mod driver;
