@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use crate::harness::Wharf;
 use crate::harness::docker::{Docker, pushed_digest, run};
 use crate::harness::oci::{Client, errors, header};
+use crate::harness::skopeo::{MultiArchLayout, Skopeo};
 
 /// An htpasswd line made by `wharf htpasswd -Bbn`, as the seeds make theirs.
 fn htpasswd_line(user: &str, password: &str) -> String {
@@ -122,6 +123,55 @@ fn docker_login_push_pull_and_a_user_added_while_running() {
     docker.ok(&["logout", &host]);
     docker.ok(&["rmi", &image]);
     assert!(!wharf.log().contains("newpassword"));
+}
+
+/// The multi-platform push/pull workflow (uploads, cross-repository mounts, index and
+/// manifests, tags) with credentials, and the same copy refused without them.
+#[test]
+fn skopeo_copies_an_index_with_credentials_and_is_refused_without() {
+    let Some(skopeo) = Skopeo::get() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("htpasswd");
+    std::fs::write(&file, htpasswd_line("testuser", "testpassword")).unwrap();
+    let wharf = start_htpasswd(&file);
+    let layout = MultiArchLayout::write(dir.path(), "v1", "auth");
+    let dest = format!("docker://{}/auth/multi:v1", wharf.host());
+    let copy = |creds: Option<&str>| {
+        let mut args = vec!["copy", "--all", "--dest-tls-verify=false"];
+        if let Some(creds) = creds {
+            args.extend(["--dest-creds", creds]);
+        }
+        let src = layout.reference();
+        skopeo.run(&[args.as_slice(), &[src.as_str(), dest.as_str()]].concat())
+    };
+    let refused = copy(None);
+    assert!(!refused.success(), "copied without credentials: {refused}");
+    copy(Some("testuser:wrong")).expect_failure();
+    copy(Some("testuser:testpassword")).expect_ok();
+    let other = format!("docker://{}/auth/other:v1", wharf.host());
+    skopeo.ok(&[
+        "copy",
+        "--all",
+        "--src-tls-verify=false",
+        "--dest-tls-verify=false",
+        "--src-creds",
+        "testuser:testpassword",
+        "--dest-creds",
+        "testuser:testpassword",
+        &dest,
+        &other,
+    ]);
+    let raw = skopeo.ok(&[
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        "--creds",
+        "testuser:testpassword",
+        &other,
+    ]);
+    assert!(raw.stdout.contains(&layout.platforms[1].manifest), "{raw}");
+    let anonymous = skopeo.run(&["inspect", "--raw", "--tls-verify=false", &other]);
+    assert!(!anonymous.success(), "{anonymous}");
 }
 
 #[tokio::test]
