@@ -349,6 +349,63 @@ async fn bearer_tokens_grant_their_scope_and_challenges_name_the_scope() {
     assert!(!wharf.log().contains(&push), "token logged");
 }
 
+/// A token server for the test: grants whatever is asked on `tok/app` (anonymous, as
+/// `docker push` asks before any login) and nothing elsewhere.
+fn spawn_token_server(issuer: std::sync::Arc<Issuer>) -> (tokio::runtime::Runtime, u16) {
+    let rt = tokio::runtime::Runtime::new().expect("token server runtime");
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind token server");
+    let port = listener.local_addr().expect("token server addr").port();
+    let app = axum::Router::new().fallback(move |uri: axum::http::Uri| {
+        let issuer = issuer.clone();
+        async move {
+            let query = uri.query().unwrap_or_default();
+            let access: Vec<Value> = form_urlencoded::parse(query.as_bytes())
+                .filter(|(k, _)| k == "scope")
+                .filter_map(|(_, scope)| {
+                    let mut parts = scope.splitn(3, ':');
+                    let (kind, name, actions) = (parts.next()?, parts.next()?, parts.next()?);
+                    (kind == "repository" && name == "tok/app").then(|| {
+                        json!({"type": kind, "name": name, "actions": actions.split(',').collect::<Vec<_>>()})
+                    })
+                })
+                .collect();
+            let token = issuer.token(Value::Array(access));
+            let body = json!({"token": token, "access_token": token, "expires_in": 300});
+            ([("content-type", "application/json")], body.to_string())
+        }
+    });
+    rt.spawn(async move { axum::serve(listener, app).await });
+    (rt, port)
+}
+
+#[test]
+fn docker_pushes_and_pulls_with_tokens_from_the_realm_and_is_refused_outside_them() {
+    let Some(docker) = Docker::get() else { return };
+    let issuer = std::sync::Arc::new(Issuer::new());
+    let (_rt, port) = spawn_token_server(issuer.clone());
+    let wharf = Wharf::start_with(&format!(
+        "auth:\n  token:\n    realm: http://127.0.0.1:{port}/token\n    service: test-registry\n    issuer: test-issuer\n    rootcertbundle: {}\n",
+        issuer.bundle
+    ));
+    let image = format!("{}/tok/app:v1", wharf.host());
+    docker.ok(&["tag", docker.busybox(), &image]);
+    let push = docker.ok(&["push", &image]);
+    let digest = pushed_digest(&push.stdout).unwrap_or_else(|| panic!("no digest in {push}"));
+    docker.ok(&["rmi", &image]);
+    let pull = docker.ok(&["pull", &image]);
+    assert!(pull.stdout.contains(&digest), "{pull}");
+    let elsewhere = format!("{}/tok/other:v1", wharf.host());
+    docker.ok(&["tag", docker.busybox(), &elsewhere]);
+    let refused = docker.run(&["push", &elsewhere]);
+    assert!(
+        !refused.success(),
+        "pushed outside the token's scope: {refused}"
+    );
+    docker.ok(&["rmi", &image, &elsewhere]);
+}
+
 /// Pushes with an `Authorization` header on every request.
 struct AuthedClient<'a> {
     client: &'a Client,
