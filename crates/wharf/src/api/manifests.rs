@@ -46,17 +46,31 @@ pub async fn get_manifest(
 async fn read_limited(body: Body) -> Result<Bytes, ApiError> {
     let mut stream = body.into_data_stream();
     let mut buf = BytesMut::new();
+    let mut seen = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| ApiError::new(ErrorCode::ManifestInvalid, e.to_string()))?;
-        if buf.len() + chunk.len() > MAX_MANIFEST_BYTES {
-            return Err(ApiError::new(
-                ErrorCode::ManifestTooLarge,
-                format!("manifests are limited to {MAX_MANIFEST_BYTES} bytes"),
-            ));
+        seen += chunk.len();
+        if seen <= MAX_MANIFEST_BYTES {
+            buf.extend_from_slice(&chunk);
+        } else if seen > DRAIN_LIMIT {
+            break;
         }
-        buf.extend_from_slice(&chunk);
+    }
+    if seen > MAX_MANIFEST_BYTES {
+        return Err(too_large());
     }
     Ok(buf.freeze())
+}
+
+/// Oversized bodies are read and dropped up to here, so the client gets to read the 413
+/// instead of a reset connection; past it the connection is closed.
+const DRAIN_LIMIT: usize = 4 * MAX_MANIFEST_BYTES;
+
+fn too_large() -> ApiError {
+    ApiError::new(
+        ErrorCode::ManifestTooLarge,
+        format!("manifests are limited to {MAX_MANIFEST_BYTES} bytes"),
+    )
 }
 
 /// PUT a manifest by tag or digest (201 with Location, digest and OCI-Subject).
@@ -67,14 +81,10 @@ pub async fn put_manifest(
     reference: &Reference,
     body: Body,
 ) -> Result<Response, ApiError> {
-    if header_str(&parts.headers, header::CONTENT_LENGTH)
-        .and_then(|l| l.parse::<usize>().ok())
-        .is_some_and(|l| l > MAX_MANIFEST_BYTES)
-    {
-        return Err(ApiError::new(
-            ErrorCode::ManifestTooLarge,
-            format!("manifests are limited to {MAX_MANIFEST_BYTES} bytes"),
-        ));
+    let declared =
+        header_str(&parts.headers, header::CONTENT_LENGTH).and_then(|l| l.parse::<usize>().ok());
+    if declared.is_some_and(|l| l > DRAIN_LIMIT) {
+        return Err(too_large());
     }
     let bytes = read_limited(body).await?;
     let content_type = header_str(&parts.headers, header::CONTENT_TYPE);
