@@ -77,11 +77,11 @@ pub struct Config {
     pub reporting: ReportingConfig,
     /// `http`: listener and response settings.
     pub http: HttpConfig,
-    /// `notifications`: parsed, not sent.
+    /// `notifications`: webhook endpoints.
     pub notifications: NotificationsConfig,
     /// `redis`: parsed, not connected.
     pub redis: RedisConfig,
-    /// `health`: parsed, not checked.
+    /// `health`: background checks.
     pub health: HealthConfig,
     /// `catalog`: `maxentries` of `/v2/_catalog` (zero or less means 1000, as in distribution).
     pub catalog: CatalogConfig,
@@ -234,7 +234,6 @@ impl Config {
             "reporting.newrelic",
         );
         flag(self.redis != RedisConfig::default(), "redis");
-        flag(!self.health.http.is_empty(), "health.http");
         flag(self.proxy != ProxyConfig::default(), "proxy");
         flag(
             self.catalog != CatalogConfig::default(),

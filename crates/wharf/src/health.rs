@@ -102,6 +102,14 @@ impl Health {
                 },
             );
         }
+        for h in &config.http {
+            any = true;
+            let check = HttpProbe::new(h);
+            spawn(&health, h.uri.clone(), h.interval, h.threshold, move || {
+                let check = check.clone();
+                async move { check.run().await }
+            });
+        }
         any.then_some(health)
     }
 }
@@ -138,6 +146,59 @@ where
             tokio::time::sleep(interval).await;
         }
     });
+}
+
+/// `health.http`: a HEAD request that must answer `statuscode` (200 by default).
+#[derive(Clone)]
+struct HttpProbe {
+    uri: String,
+    target: Option<(String, String)>,
+    headers: String,
+    status: u16,
+    timeout: Duration,
+}
+
+impl HttpProbe {
+    fn new(h: &crate::config::HttpCheck) -> Self {
+        let headers = h
+            .headers
+            .0
+            .iter()
+            .flat_map(|(k, vs)| vs.iter().map(move |v| format!("{k}: {v}\r\n")))
+            .collect();
+        HttpProbe {
+            uri: h.uri.clone(),
+            target: crate::notify::endpoint::split_http_url(&h.uri),
+            headers,
+            status: if h.status_code == 0 {
+                200
+            } else {
+                h.status_code
+            },
+            timeout: or(h.timeout, DEFAULT_TIMEOUT),
+        }
+    }
+
+    async fn run(&self) -> Result<(), String> {
+        let Some((authority, path)) = &self.target else {
+            return Err(format!(
+                "unsupported uri {:?} (only http:// is probed)",
+                self.uri
+            ));
+        };
+        let request = format!(
+            "HEAD {path} HTTP/1.1\r\nHost: {authority}\r\n{}Connection: close\r\n\r\n",
+            self.headers
+        );
+        let timeout = self.timeout;
+        match crate::notify::endpoint::exchange(authority, request.as_bytes(), timeout).await? {
+            s if s == self.status => Ok(()),
+            s => Err(format!(
+                "{} answered {s}, expected {}",
+                self.uri, self.status
+            )),
+        }
+    }
 }
 
 /// Writes and removes a small file outside distribution's `docker/` tree: a storage that can be

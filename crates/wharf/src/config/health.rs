@@ -1,4 +1,4 @@
-//! `health:`: periodic checks that would mark the registry unhealthy (not run yet).
+//! `health:`: periodic checks that would mark the registry unhealthy (run by `crate::health`).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! `notifications:`: webhook endpoints that receive push/pull/delete events (not sent yet).
+//! `notifications:`: webhook endpoints that receive push/pull/delete events (sent by `crate::notify`).
 
 use std::fmt;
 use std::time::Duration;
@@ -113,8 +113,8 @@ impl Serialize for Headers {
 }
 
 /// Reads `notifications:`. distribution's reference shows `headers: <http.Header>` as a
-/// placeholder; a non-map `headers` there is dropped with a warning rather than refused,
-/// since notifications are not sent yet.
+/// placeholder; a non-map `headers` there is dropped with a warning rather than refused, so
+/// the sample config keeps starting (the endpoint then sends no extra headers).
 pub(crate) fn from_node(node: &Node, ctx: &mut Ctx) -> Option<NotificationsConfig> {
     let mut node = node.clone();
     if let Node::Map(entries) = &mut node

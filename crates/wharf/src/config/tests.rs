@@ -297,7 +297,7 @@ fn seed_http_block_runs_with_and_without_tls() {
         l.config.http.secret.as_ref().map(Secret::expose),
         Some("asecretforlocaldevelopment")
     );
-    assert_eq!(l.config.unsupported(), ["http.debug"]);
+    assert!(l.config.unsupported().is_empty());
 }
 
 #[test]
@@ -316,7 +316,7 @@ fn seed_notifications_block() {
         l.config.notifications.endpoints[0].timeout,
         Duration::from_nanos(500)
     );
-    assert_eq!(l.config.unsupported(), ["notifications.endpoints"]);
+    assert!(l.config.unsupported().is_empty());
 }
 
 #[test]
@@ -355,7 +355,7 @@ fn image_default_config_runs() {
         DriverConfig::Filesystem(FilesystemParams::default())
     );
     assert!(l.warnings.is_empty());
-    assert_eq!(c.unsupported(), ["health.storagedriver"]);
+    assert!(c.unsupported().is_empty());
 }
 
 #[test]

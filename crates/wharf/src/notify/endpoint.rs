@@ -51,19 +51,7 @@ impl Target {
             name: cfg.name.clone(),
             url: cfg.url.clone(),
         };
-        let rest = cfg.url.strip_prefix("http://").ok_or_else(bad)?;
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.is_empty() {
-            return Err(bad());
-        }
-        let authority = if authority.contains(':') {
-            authority.to_owned()
-        } else {
-            format!("{authority}:80")
-        };
+        let (authority, path) = split_http_url(&cfg.url).ok_or_else(bad)?;
         let headers = cfg
             .headers
             .0
@@ -74,7 +62,7 @@ impl Target {
         Ok(Target {
             name: cfg.name.clone(),
             authority,
-            path: path.to_owned(),
+            path,
             headers,
             timeout: or(cfg.timeout, DEFAULT_TIMEOUT),
             threshold: cfg.threshold.max(1),
@@ -84,49 +72,73 @@ impl Target {
 
     /// One POST of `body`; `Ok` on a 2xx or 3xx answer, as distribution's HTTP sink.
     async fn post(&self, body: &[u8]) -> Result<(), String> {
-        let attempt = async {
-            let mut conn = tokio::net::TcpStream::connect(&self.authority)
-                .await
-                .map_err(|e| format!("connect: {e}"))?;
-            let mut head = format!(
-                "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {ENVELOPE_MEDIA_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n",
-                self.path,
-                self.authority,
-                body.len()
-            );
-            for (k, v) in &self.headers {
-                head.push_str(&format!("{k}: {v}\r\n"));
-            }
-            head.push_str("\r\n");
-            conn.write_all(head.as_bytes())
-                .await
-                .map_err(|e| e.to_string())?;
-            conn.write_all(body).await.map_err(|e| e.to_string())?;
-            let mut answer = Vec::new();
-            let mut buf = [0u8; 256];
-            while !answer.windows(2).any(|w| w == b"\r\n") {
-                let n = conn.read(&mut buf).await.map_err(|e| e.to_string())?;
-                if n == 0 {
-                    break;
-                }
-                answer.extend_from_slice(&buf[..n]);
-            }
-            let line = String::from_utf8_lossy(&answer);
-            let status: u16 = line
-                .split_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| format!("no HTTP status in {line:?}"))?;
-            if (200..400).contains(&status) {
-                Ok(())
-            } else {
-                Err(format!("status {status}"))
-            }
-        };
-        tokio::time::timeout(self.timeout, attempt)
-            .await
-            .unwrap_or_else(|_| Err(format!("timed out after {:?}", self.timeout)))
+        let mut request = format!(
+            "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {ENVELOPE_MEDIA_TYPE}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            self.path,
+            self.authority,
+            body.len()
+        );
+        for (k, v) in &self.headers {
+            request.push_str(&format!("{k}: {v}\r\n"));
+        }
+        request.push_str("\r\n");
+        let mut request = request.into_bytes();
+        request.extend_from_slice(body);
+        match exchange(&self.authority, &request, self.timeout).await? {
+            status if (200..400).contains(&status) => Ok(()),
+            status => Err(format!("status {status}")),
+        }
     }
+}
+
+/// `http://host[:port]/path` split into `host:port` (port 80 by default) and the path.
+pub(crate) fn split_http_url(url: &str) -> Option<(String, String)> {
+    let rest = url.strip_prefix("http://")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    if authority.is_empty() {
+        return None;
+    }
+    let authority = if authority.contains(':') {
+        authority.to_owned()
+    } else {
+        format!("{authority}:80")
+    };
+    Some((authority, path.to_owned()))
+}
+
+/// Sends one complete HTTP/1.1 request (with `Connection: close`) and returns the status code.
+/// The only HTTP client wharf needs (webhooks, health probes): plain HTTP, no body read.
+pub(crate) async fn exchange(
+    authority: &str,
+    request: &[u8],
+    timeout: Duration,
+) -> Result<u16, String> {
+    let attempt = async {
+        let mut conn = tokio::net::TcpStream::connect(authority)
+            .await
+            .map_err(|e| format!("connect {authority}: {e}"))?;
+        conn.write_all(request).await.map_err(|e| e.to_string())?;
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 256];
+        while !answer.windows(2).any(|w| w == b"\r\n") {
+            let n = conn.read(&mut buf).await.map_err(|e| e.to_string())?;
+            if n == 0 {
+                break;
+            }
+            answer.extend_from_slice(&buf[..n]);
+        }
+        let line = String::from_utf8_lossy(&answer);
+        line.split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| format!("no HTTP status in {line:?}"))
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .unwrap_or_else(|_| Err(format!("timed out after {timeout:?}")))
 }
 
 /// Delivers `queue` to `target` forever, oldest first; `wake` is signalled on every append.

@@ -81,3 +81,48 @@ async fn a_present_drain_file_marks_the_registry_unhealthy() {
     wait_for_health(debug_port, 200).await;
     assert_eq!(base_status(&wharf).await.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_and_tcp_checks_follow_the_probed_service() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let up = Arc::new(AtomicBool::new(true));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind probe target");
+    let target = listener.local_addr().expect("addr");
+    let flag = up.clone();
+    let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
+        let flag = flag.clone();
+        async move {
+            assert_eq!(
+                req.method(),
+                http::Method::HEAD,
+                "distribution probes with HEAD"
+            );
+            assert_eq!(req.headers()["x-probe"], "wharf");
+            if flag.load(Ordering::SeqCst) {
+                http::StatusCode::NO_CONTENT
+            } else {
+                http::StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let debug_port = free_port();
+    let _wharf = Wharf::start_with_config(&format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {{root}}\nhttp:\n  addr: 127.0.0.1:{{port}}\n  debug:\n    addr: 127.0.0.1:{debug_port}\nhealth:\n  http:\n    - uri: http://{target}/ping\n      headers:\n        X-Probe: [wharf]\n      statuscode: 204\n      timeout: 1s\n      interval: 100ms\n  tcp:\n    - addr: {target}\n      timeout: 1s\n      interval: 100ms\n"
+    ));
+    wait_for_health(debug_port, 200).await;
+    up.store(false, Ordering::SeqCst);
+    let body = wait_for_health(debug_port, 503).await;
+    assert!(body.contains("answered 500, expected 204"), "{body}");
+    assert!(
+        !body.contains(&format!("\"{target}\"")),
+        "tcp still connects: {body}"
+    );
+    up.store(true, Ordering::SeqCst);
+    wait_for_health(debug_port, 200).await;
+}
