@@ -163,6 +163,10 @@ impl CertsD {
 impl Drop for CertsD {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+        // the certs.d dir itself too, when this test created it and nothing else is in it
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }
 

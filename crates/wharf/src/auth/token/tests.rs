@@ -272,3 +272,21 @@ fn unknown_or_symmetric_algorithms_are_refused_at_start() {
     };
     assert!(e.to_string().contains("/nonexistent/bundle.pem"));
 }
+
+#[tokio::test]
+async fn autoredirect_points_the_realm_at_the_requested_host() {
+    let k = keys();
+    let mut config = k.config.clone();
+    config.auto_redirect = true;
+    let c = TokenController::new(&config).unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::HOST,
+        "registry.example.com:5000".parse().unwrap(),
+    );
+    let denial = c.authorize(&headers, &[]).await.unwrap_err();
+    assert_eq!(
+        denial.challenge.header_value(),
+        "Bearer realm=\"https://registry.example.com:5000/auth/token/\",service=\"test-registry\""
+    );
+}
