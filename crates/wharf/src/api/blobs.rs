@@ -65,24 +65,26 @@ pub async fn get_blob(
     Ok(b.body(body).unwrap_or_default())
 }
 
-/// Ends a byte stream after `len` bytes.
+/// Ends a byte stream after `len` bytes, without asking the reader for another chunk once
+/// they are out (a range would otherwise cost one more read past its end).
 fn limit(
     stream: wharf_storage::ByteStream,
     len: u64,
 ) -> impl futures::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    stream.scan(len, |left, chunk| {
-        let out = match chunk {
-            Ok(_) if *left == 0 => None,
+    futures::stream::unfold((stream, len), |(mut stream, left)| async move {
+        if left == 0 {
+            return None;
+        }
+        match stream.next().await? {
             Ok(mut c) => {
-                if c.len() as u64 > *left {
-                    c.truncate(*left as usize);
+                if c.len() as u64 > left {
+                    c.truncate(left as usize);
                 }
-                *left -= c.len() as u64;
-                Some(Ok(c))
+                let left = left - c.len() as u64;
+                Some((Ok(c), (stream, left)))
             }
-            Err(e) => Some(Err(e)),
-        };
-        futures::future::ready(out)
+            Err(e) => Some((Err(e), (stream, 0))),
+        }
     })
 }
 
