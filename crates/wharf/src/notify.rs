@@ -177,14 +177,38 @@ pub enum Error {
     Queue(#[from] queue::Error),
 }
 
-/// Where queues live: `wharf/notifications/` inside a filesystem storage root (distribution
-/// only reads `docker/` there), or a temporary directory for in-memory storage.
+/// This machine's name, as distribution's `source.addr` uses it; also keeps the queues of
+/// instances sharing one storage root apart.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Where queues live: `wharf/notifications/<hostname>/` inside a filesystem storage root
+/// (distribution only reads `docker/` there), else under the system temporary directory,
+/// which survives a restart of the process but maybe not of the machine.
 fn queue_dir(config: &Config) -> PathBuf {
+    let host: String = hostname()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
     match &config.storage.driver {
-        wharf_storage::DriverConfig::Filesystem(p) => {
-            p.root_directory.join("wharf").join("notifications")
-        }
-        _ => std::env::temp_dir().join(format!("wharf-notifications-{}", std::process::id())),
+        wharf_storage::DriverConfig::Filesystem(p) => p
+            .root_directory
+            .join("wharf")
+            .join("notifications")
+            .join(host),
+        _ => std::env::temp_dir().join("wharf-notifications").join(host),
     }
 }
 
@@ -224,7 +248,7 @@ impl Notifier {
             return Ok(None);
         }
         tracing::info!(endpoints = routes.len(), queue = %dir.display(), "notifications enabled");
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
+        let host = hostname();
         let port = config.http.addr.rsplit(':').next().unwrap_or("5000");
         Ok(Some(Arc::new(Notifier {
             routes,
