@@ -118,6 +118,8 @@ pub struct Registry {
     options: Options,
     /// Told of every completed action (notifications); `None` costs nothing.
     listener: Option<Arc<dyn crate::notify::Listener>>,
+    /// Serializes requests on one upload session within this process.
+    upload_locks: Arc<uploads::UploadLocks>,
 }
 
 impl Registry {
@@ -127,6 +129,7 @@ impl Registry {
             driver,
             options,
             listener: None,
+            upload_locks: Arc::default(),
         }
     }
 

@@ -6,8 +6,10 @@
 //! past the last saved state; they are kept and re-hashed from the file on the next request, so
 //! the reported offset is always the file's length and the digest is always over exactly it.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -52,6 +54,31 @@ impl FromStr for UploadId {
 impl fmt::Display for UploadId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// One async mutex per upload id in use, so concurrent requests on one session (a client
+/// racing its own chunks) append and hash in turn. Instances sharing storage do not see each
+/// other's locks; clients send one session's chunks in order, which is what the spec asks.
+#[derive(Default)]
+pub(crate) struct UploadLocks(std::sync::Mutex<HashMap<UploadId, Weak<tokio::sync::Mutex<()>>>>);
+
+impl UploadLocks {
+    /// Waits for and holds the session's lock until the guard is dropped.
+    pub(crate) async fn lock(&self, id: &UploadId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            map.retain(|_, w| w.strong_count() > 0);
+            match map.get(id).and_then(Weak::upgrade) {
+                Some(l) => l,
+                None => {
+                    let l = Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(id.clone(), Arc::downgrade(&l));
+                    l
+                }
+            }
+        };
+        lock.lock_owned().await
     }
 }
 
@@ -107,6 +134,7 @@ impl Registry {
         E: fmt::Display,
     {
         self.check_writable()?;
+        let _guard = self.upload_locks.lock(id).await;
         let size = self.upload_size(repo, id).await?;
         if let Some(start) = start
             && start != size
@@ -260,6 +288,7 @@ impl Registry {
         E: fmt::Display,
     {
         self.check_writable()?;
+        let _guard = self.upload_locks.lock(id).await;
         let size = self.upload_size(repo, id).await?;
         let (size, hasher) = self.append(repo, id, size, body).await?;
         let actual = if digest.algorithm() == STATE_ALGORITHM {
@@ -298,6 +327,7 @@ impl Registry {
     /// Discards an upload session and its bytes.
     pub async fn cancel_upload(&self, repo: &RepoName, id: &UploadId) -> Result<()> {
         self.check_writable()?;
+        let _guard = self.upload_locks.lock(id).await;
         self.upload_size(repo, id).await?;
         self.remove(&PathSpec::Upload { repo, id }.path()).await
     }
