@@ -103,7 +103,11 @@ impl Wharf {
             .spawn()
             .expect("spawn wharf");
         self.child = Some(child);
-        wait_for_port(self.port, Duration::from_secs(20), &self.dir.path().join("wharf.log"));
+        wait_for_port(
+            self.port,
+            Duration::from_secs(20),
+            &self.dir.path().join("wharf.log"),
+        );
     }
 
     /// Kills the server with SIGKILL (no draining), as a crash would.
