@@ -1,5 +1,7 @@
 //! One module per backend, each named by its configuration key.
 
+pub mod azure;
 pub mod filesystem;
 pub mod inmemory;
+pub mod object;
 pub mod s3;

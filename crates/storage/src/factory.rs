@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::backend::azure::AzureDriver;
+pub use crate::backend::azure::AzureParams;
 pub use crate::backend::s3::S3Params;
 use crate::backend::{filesystem::FilesystemDriver, inmemory::InMemoryDriver, s3::S3Driver};
 use crate::driver::{Driver, Result};
@@ -34,6 +36,8 @@ pub enum DriverConfig {
     InMemory,
     /// `s3:` (AWS S3 and S3-compatible servers); boxed, it is by far the largest.
     S3(Box<S3Params>),
+    /// `azure:` (Azure Blob Storage, Azurite).
+    Azure(Box<AzureParams>),
 }
 
 impl DriverConfig {
@@ -43,6 +47,7 @@ impl DriverConfig {
             DriverConfig::Filesystem(_) => "filesystem",
             DriverConfig::InMemory => "inmemory",
             DriverConfig::S3(_) => "s3",
+            DriverConfig::Azure(_) => "azure",
         }
     }
 
@@ -51,7 +56,8 @@ impl DriverConfig {
         Ok(match self {
             DriverConfig::Filesystem(p) => Arc::new(FilesystemDriver::new(p.clone()).await?),
             DriverConfig::InMemory => Arc::new(InMemoryDriver::new()),
-            DriverConfig::S3(p) => Arc::new(S3Driver::new(S3Params::clone(p))?),
+            DriverConfig::S3(p) => Arc::new(S3Driver::s3(S3Params::clone(p))?),
+            DriverConfig::Azure(p) => Arc::new(AzureDriver::azure(AzureParams::clone(p))?),
         })
     }
 }

@@ -1,41 +1,29 @@
-//! The `s3` backend: AWS S3 and S3-compatible servers (MinIO, Ceph RGW, R2, moto), on OpenDAL.
-//!
-//! A file is a plain object at distribution's key (`<rootdirectory>/docker/registry/v2/…`), so a
-//! bucket written by distribution is served unchanged and blobs can be redirected to with a
-//! presigned GET. S3 cannot append, and OpenDAL's S3 "append" silently overwrites on
-//! S3-compatible servers, so it is never used. Instead a writer opened with `append` on a
-//! non-empty file writes its bytes as a new segment object below `<key>~segments/` and, on
-//! commit, replaces the object at `<key>` by a small manifest listing the segments, marked by
-//! user metadata holding the total size (module `segments`). Everything lives in the bucket, so an
-//! upload continues on whichever instance gets the next request; `rename` (the end of an upload)
-//! assembles the segments into one plain object server-side with UploadPartCopy. `~` is outside
-//! the storage path grammar, so segment keys never collide with a real path and are invisible to
-//! `list` and `walk`. Must not depend on anything registry-specific.
+//! The `s3` backend: AWS S3 and S3-compatible servers (MinIO, Ceph RGW, R2, moto), with
+//! distribution's parameters; an [`ObjectStore`] over OpenDAL's S3 service (which signs with
+//! SigV4 and finds credentials the usual AWS ways when no keys are configured).
 
-mod segments;
-
-use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
-use bytes::Bytes;
-use futures::{StreamExt, TryStreamExt};
-use opendal::{ErrorKind, Operator};
+use opendal::Operator;
 
-use self::segments::{Base, Manifest};
-use crate::driver::{ByteStream, Driver, Error, FileInfo, FileWriter, Result};
-use crate::path::{InvalidPath, StoragePath};
+pub use super::object::MIN_CHUNK_SIZE;
+use super::object::{CopyPlan, ObjectStore, with_http_client};
+use crate::driver::{Error, Result};
 
 const NAME: &str = "s3";
-/// S3's smallest multipart part (except the last): the floor of `chunksize`.
-pub const MIN_CHUNK_SIZE: u64 = 5 << 20;
-/// S3's largest single copy (CopyObject, UploadPartCopy).
-const MAX_COPY: u64 = 5 << 30;
-/// How long a redirect URL stays valid (distribution: 20 minutes).
-const REDIRECT_EXPIRY: Duration = Duration::from_secs(20 * 60);
-/// Parts uploaded in parallel by one writer; memory per writer is about `chunksize × (this + 1)`.
-const WRITE_CONCURRENCY: usize = 2;
+
+/// The `s3` driver: an object store named `s3`.
+pub type S3Driver = ObjectStore;
+
+fn backend(
+    driver: &'static str,
+    source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+) -> Error {
+    Error::Backend {
+        driver,
+        source: source.into(),
+    }
+}
 
 /// Parameters of the `s3` driver, with distribution's keys and defaults.
 #[derive(Clone, PartialEq, Eq)]
@@ -143,60 +131,6 @@ impl S3Params {
     }
 }
 
-fn backend(source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Error {
-    Error::Backend {
-        driver: NAME,
-        source: source.into(),
-    }
-}
-
-/// Maps OpenDAL's failures by meaning: a missing key is `NotFound` at `path`.
-fn map_err(path: &StoragePath) -> impl FnOnce(opendal::Error) -> Error + '_ {
-    move |e| {
-        if e.kind() == ErrorKind::NotFound {
-            Error::NotFound { path: path.clone() }
-        } else {
-            backend(e)
-        }
-    }
-}
-
-fn reject_root(path: &StoragePath) -> Result<()> {
-    if path.is_root() {
-        return Err(Error::InvalidPath(InvalidPath(path.to_string())));
-    }
-    Ok(())
-}
-
-/// The object key of a file (relative to the operator's root).
-fn key(path: &StoragePath) -> &str {
-    path.relative()
-}
-
-/// The listing prefix of a directory.
-fn dir_key(path: &StoragePath) -> String {
-    if path.is_root() {
-        "/".to_owned()
-    } else {
-        format!("{}/", path.relative())
-    }
-}
-
-/// A listed key as a storage path; `None` for keys outside the grammar (segments, foreign keys).
-fn listed_path(entry_path: &str) -> Option<StoragePath> {
-    let trimmed = entry_path.trim_end_matches('/');
-    if trimmed.is_empty() {
-        return None;
-    }
-    StoragePath::new(format!("/{trimmed}")).ok()
-}
-
-fn modified(meta: &opendal::Metadata) -> SystemTime {
-    meta.last_modified()
-        .map(SystemTime::from)
-        .unwrap_or_else(SystemTime::now)
-}
-
 /// The HTTP client: `skipverify` and the CA bundle (`AWS_CA_BUNDLE`, as the AWS SDKs read it)
 /// apply to https endpoints only, so a bundle meant for AWS never breaks a plain-http MinIO.
 fn http_client(
@@ -211,62 +145,22 @@ fn http_client(
         }
         if let Some(bundle) = ca_bundle.filter(|v| !v.is_empty()) {
             let pem = std::fs::read(&bundle).map_err(|e| {
-                backend(format!(
-                    "reading AWS_CA_BUNDLE {}: {e}",
-                    bundle.to_string_lossy()
-                ))
+                backend(
+                    NAME,
+                    format!("reading AWS_CA_BUNDLE {}: {e}", bundle.to_string_lossy()),
+                )
             })?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(backend)? {
+            for cert in reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| backend(NAME, e))? {
                 builder = builder.add_root_certificate(cert);
             }
         }
     }
-    builder.build().map_err(backend)
+    builder.build().map_err(|e| backend(NAME, e))
 }
 
-/// Files in an S3 bucket; cheap to share, every operation is a few HTTP requests.
-pub struct S3Driver {
-    op: Operator,
-    params: S3Params,
-    copy: CopyPlan,
-}
-
-/// How objects are copied server-side: whole up to a threshold, in parallel parts above it.
-#[derive(Debug, Clone, Copy)]
-struct CopyPlan {
-    threshold: u64,
-    chunk: usize,
-    concurrency: usize,
-}
-
-impl CopyPlan {
-    fn new(params: &S3Params) -> Self {
-        let chunk = params
-            .multipart_copy_chunk_size
-            .clamp(MIN_CHUNK_SIZE, MAX_COPY);
-        CopyPlan {
-            threshold: params.multipart_copy_threshold_size.min(MAX_COPY),
-            chunk: usize::try_from(chunk).unwrap_or(usize::MAX),
-            concurrency: usize::try_from(params.multipart_copy_max_concurrency.max(1)).unwrap_or(1),
-        }
-    }
-
-    async fn run(&self, op: &Operator, from: &str, to: &str, size: u64) -> Result<()> {
-        let mut options = opendal::options::CopyOptions::default();
-        if size > self.threshold {
-            options.chunk = Some(self.chunk);
-            options.concurrent = self.concurrency;
-        }
-        op.copy_options(from, to, options)
-            .await
-            .map(drop)
-            .map_err(backend)
-    }
-}
-
-impl S3Driver {
-    /// Connects lazily: no request is made until the first operation.
-    pub fn new(params: S3Params) -> Result<Self> {
+impl ObjectStore {
+    /// The `s3` driver; connects lazily, no request is made until the first operation.
+    pub fn s3(params: S3Params) -> Result<Self> {
         let endpoint = params.endpoint();
         let mut builder = opendal::services::S3::default()
             .bucket(&params.bucket)
@@ -291,337 +185,30 @@ impl S3Driver {
         if let Some(class) = &params.storage_class {
             builder = builder.default_storage_class(class);
         }
-        let op = Operator::new(builder)
-            .map_err(backend)?
-            .layer(opendal::layers::RetryLayer::new().with_jitter());
-        let transport = opendal_http_transport_reqwest::ReqwestTransport::new(http_client(
-            &params,
-            &endpoint,
-            std::env::var_os("AWS_CA_BUNDLE"),
-        )?);
-        let ctx = op
-            .context()
-            .with_http_transport(opendal::HttpTransporter::new(transport));
-        Ok(S3Driver {
-            op: op.with_context(ctx),
-            copy: CopyPlan::new(&params),
-            params,
-        })
-    }
-
-    fn chunk_size(&self) -> usize {
-        usize::try_from(self.params.chunk_size.max(MIN_CHUNK_SIZE)).unwrap_or(usize::MAX)
-    }
-
-    /// What is at a file key: `None` when no object is there.
-    async fn head(&self, path: &StoragePath) -> Result<Option<Head>> {
-        match self.op.stat(key(path)).await {
-            Ok(meta) => Ok(Some(Head {
-                size: segments::total_size(&meta).unwrap_or(meta.content_length()),
-                segmented: segments::total_size(&meta).is_some(),
-                modified: modified(&meta),
-            })),
-            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(backend(e)),
-        }
-    }
-
-    /// Keys of every object below a prefix.
-    async fn keys_below(&self, prefix: &str) -> Result<Vec<String>> {
-        let lister = self.op.lister_with(prefix).recursive(true).await;
-        let entries: Vec<opendal::Entry> = match lister {
-            Ok(lister) => lister.try_collect().await.map_err(backend)?,
-            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(backend(e)),
-        };
-        Ok(entries
-            .into_iter()
-            .filter(|e| !e.path().ends_with('/'))
-            .map(|e| e.path().to_owned())
-            .collect())
-    }
-
-    /// The newest modification among a directory's direct children; `None` when it has none.
-    async fn first_child(&self, dir: &StoragePath) -> Result<Option<SystemTime>> {
-        let prefix = dir_key(dir);
-        let mut lister = match self.op.lister(&prefix).await {
-            Ok(l) => l,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(backend(e)),
-        };
-        while let Some(entry) = lister.try_next().await.map_err(backend)? {
-            if entry.path() != prefix && listed_path(entry.path()).is_some() {
-                return Ok(Some(modified(entry.metadata())));
-            }
-        }
-        Ok(None)
-    }
-
-    /// Streams `len` bytes of one object from `offset`.
-    async fn object_stream(&self, key: &str, offset: u64, len: u64) -> Result<ByteStream> {
-        if len == 0 {
-            return Ok(futures::stream::empty().boxed());
-        }
-        let reader = self.op.reader(key).await.map_err(backend)?;
-        let stream = reader
-            .into_bytes_stream(offset..offset + len)
-            .await
-            .map_err(backend)?;
-        Ok(stream.boxed())
-    }
-}
-
-/// One HEAD's worth of knowledge about a file.
-struct Head {
-    size: u64,
-    segmented: bool,
-    modified: SystemTime,
-}
-
-#[async_trait]
-impl Driver for S3Driver {
-    fn name(&self) -> &'static str {
-        NAME
-    }
-
-    async fn get_content(&self, path: &StoragePath) -> Result<Bytes> {
-        reject_root(path)?;
-        let content = self
-            .op
-            .read(key(path))
-            .await
-            .map_err(map_err(path))?
-            .to_bytes();
-        if !Manifest::may_be(&content) {
-            return Ok(content);
-        }
-        match self.head(path).await? {
-            Some(head) if head.segmented => {
-                let mut out = Vec::with_capacity(usize::try_from(head.size).unwrap_or(0));
-                let mut chunks = self.reader(path, 0).await?;
-                while let Some(chunk) = chunks.next().await {
-                    out.extend_from_slice(&chunk.map_err(backend)?);
-                }
-                Ok(out.into())
-            }
-            _ => Ok(content),
-        }
-    }
-
-    async fn put_content(&self, path: &StoragePath, content: Bytes) -> Result<()> {
-        reject_root(path)?;
-        self.op
-            .write(key(path), content)
-            .await
-            .map(drop)
-            .map_err(backend)
-    }
-
-    async fn reader(&self, path: &StoragePath, offset: u64) -> Result<ByteStream> {
-        reject_root(path)?;
-        let head = self
-            .head(path)
-            .await?
-            .ok_or_else(|| Error::NotFound { path: path.clone() })?;
-        if offset > head.size {
-            return Err(Error::InvalidOffset {
-                path: path.clone(),
-                offset,
-            });
-        }
-        if !head.segmented {
-            return self
-                .object_stream(key(path), offset, head.size - offset)
-                .await;
-        }
-        let manifest = Manifest::read(&self.op, path).await?;
-        let op = self.op.clone();
-        let pieces = manifest.ranges_from(path, offset);
-        let stream = futures::stream::iter(pieces)
-            .then(move |(key, from, len)| {
-                let op = op.clone();
-                async move {
-                    let reader = op.reader(&key).await.map_err(std::io::Error::other)?;
-                    reader
-                        .into_bytes_stream(from..from + len)
-                        .await
-                        .map_err(std::io::Error::other)
-                }
-            })
-            .try_flatten();
-        Ok(stream.boxed())
-    }
-
-    async fn writer(&self, path: &StoragePath, append: bool) -> Result<Box<dyn FileWriter>> {
-        reject_root(path)?;
-        let base = match self.head(path).await? {
-            Some(head) if append && head.size > 0 => {
-                if head.segmented {
-                    Base::Segmented(Manifest::read(&self.op, path).await?)
-                } else {
-                    Base::Plain(head.size)
-                }
-            }
-            _ => Base::None,
-        };
-        Ok(Box::new(segments::S3Writer::new(
-            self.op.clone(),
-            path.clone(),
-            base,
-            self.copy,
-            self.chunk_size(),
-            WRITE_CONCURRENCY,
-        )))
-    }
-
-    async fn stat(&self, path: &StoragePath) -> Result<FileInfo> {
-        if !path.is_root()
-            && let Some(head) = self.head(path).await?
-        {
-            return Ok(FileInfo {
-                path: path.clone(),
-                size: head.size,
-                modified: head.modified,
-                is_dir: false,
-            });
-        }
-        let modified = match self.first_child(path).await? {
-            Some(modified) => modified,
-            None if path.is_root() => SystemTime::now(),
-            None => return Err(Error::NotFound { path: path.clone() }),
-        };
-        Ok(FileInfo {
-            path: path.clone(),
-            size: 0,
-            modified,
-            is_dir: true,
-        })
-    }
-
-    async fn list(&self, dir: &StoragePath) -> Result<Vec<StoragePath>> {
-        let prefix = dir_key(dir);
-        let entries: Vec<opendal::Entry> = match self.op.lister(&prefix).await {
-            Ok(lister) => lister.try_collect().await.map_err(backend)?,
-            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(backend(e)),
-        };
-        let children: BTreeSet<StoragePath> = entries
-            .iter()
-            .filter(|e| e.path() != prefix)
-            .filter_map(|e| listed_path(e.path()))
-            .filter(|p| p.parent().as_ref() == Some(dir))
-            .collect();
-        if children.is_empty() && !dir.is_root() {
-            return Err(Error::NotFound { path: dir.clone() });
-        }
-        Ok(children.into_iter().collect())
-    }
-
-    async fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()> {
-        reject_root(from)?;
-        reject_root(to)?;
-        let head = self
-            .head(from)
-            .await?
-            .ok_or_else(|| Error::NotFound { path: from.clone() })?;
-        if head.segmented {
-            let manifest = Manifest::read(&self.op, from).await?;
-            manifest
-                .assemble(&self.op, from, key(to), self.chunk_size())
-                .await?;
-            return self.delete(from).await;
-        }
-        self.copy
-            .run(&self.op, key(from), key(to), head.size)
-            .await?;
-        self.op.delete(key(from)).await.map_err(backend)
-    }
-
-    async fn delete(&self, path: &StoragePath) -> Result<()> {
-        let mut doomed = Vec::new();
-        if !path.is_root() {
-            if self.head(path).await?.is_some() {
-                doomed.push(key(path).to_owned());
-            }
-            doomed.extend(self.keys_below(&segments::dir(path)).await?);
-        }
-        doomed.extend(self.keys_below(&dir_key(path)).await?);
-        if doomed.is_empty() {
-            if path.is_root() {
-                return Ok(());
-            }
-            return Err(Error::NotFound { path: path.clone() });
-        }
-        self.op.delete_iter(doomed).await.map_err(backend)
-    }
-
-    async fn redirect_url(&self, path: &StoragePath) -> Result<Option<String>> {
-        reject_root(path)?;
-        if !self.params.redirect {
-            return Ok(None);
-        }
-        let signed = self
-            .op
-            .presign_read(key(path), REDIRECT_EXPIRY)
-            .await
-            .map_err(backend)?;
-        Ok(Some(signed.uri().to_string()))
-    }
-
-    /// One recursive listing instead of a list and a stat per entry.
-    async fn walk(&self, root: &StoragePath) -> Result<Vec<FileInfo>> {
-        let lister = self.op.lister_with(&dir_key(root)).recursive(true).await;
-        let entries: Vec<opendal::Entry> = match lister {
-            Ok(lister) => lister.try_collect().await.map_err(backend)?,
-            Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(backend(e)),
-        };
-        let mut found: BTreeMap<StoragePath, FileInfo> = BTreeMap::new();
-        let mut segmented = BTreeSet::new();
-        for entry in &entries {
-            if entry.path().ends_with('/') {
-                continue;
-            }
-            let Some(path) = listed_path(entry.path()) else {
-                if let Some(owner) = segments::owner(entry.path()) {
-                    segmented.insert(owner);
-                }
-                continue;
-            };
-            let info = FileInfo {
-                path: path.clone(),
-                size: entry.metadata().content_length(),
-                modified: modified(entry.metadata()),
-                is_dir: false,
-            };
-            let mut parent = path.parent();
-            while let Some(dir) = parent.filter(|d| d != root && d.starts_with(root)) {
-                let slot = found.entry(dir.clone()).or_insert_with(|| FileInfo {
-                    path: dir.clone(),
-                    size: 0,
-                    modified: info.modified,
-                    is_dir: true,
-                });
-                slot.modified = slot.modified.max(info.modified);
-                parent = dir.parent();
-            }
-            found.insert(path, info);
-        }
-        for path in segmented {
-            if let (Some(info), Some(head)) = (found.get_mut(&path), self.head(&path).await?) {
-                info.size = head.size;
-            }
-        }
-        if found.is_empty() && !root.is_root() {
-            return Err(Error::NotFound { path: root.clone() });
-        }
-        Ok(found.into_values().collect())
+        let op = Operator::new(builder).map_err(|e| backend(NAME, e))?;
+        let client = http_client(&params, &endpoint, std::env::var_os("AWS_CA_BUNDLE"))?;
+        let copy = CopyPlan::new(
+            params.multipart_copy_threshold_size,
+            params.multipart_copy_chunk_size,
+            params.multipart_copy_max_concurrency,
+        );
+        Ok(ObjectStore::new(
+            with_http_client(op, client),
+            NAME,
+            copy,
+            params.chunk_size,
+            params.redirect,
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
+    use crate::driver::Driver;
+    use crate::path::StoragePath;
     use crate::testsuite::peers;
 
     /// A driver on a fresh moto bucket, below a `rootdirectory` as deployments often use.
@@ -633,7 +220,7 @@ mod tests {
             chunk_size: MIN_CHUNK_SIZE,
             ..moto.params(&bucket)
         };
-        Some(S3Driver::new(params).unwrap())
+        Some(S3Driver::s3(params).unwrap())
     }
 
     crate::conformance_tests!(optional: on_moto().await);
@@ -682,8 +269,8 @@ mod tests {
         let Some(moto) = peers::moto() else { return };
         let bucket = moto.bucket().await;
         let (a, b) = (
-            S3Driver::new(moto.params(&bucket)).unwrap(),
-            S3Driver::new(moto.params(&bucket)).unwrap(),
+            S3Driver::s3(moto.params(&bucket)).unwrap(),
+            S3Driver::s3(moto.params(&bucket)).unwrap(),
         );
         let p = StoragePath::new("/_uploads/x/data").unwrap();
         let mut w = a.writer(&p, true).await.unwrap();
@@ -704,7 +291,7 @@ mod tests {
             redirect: false,
             ..moto.params(&bucket)
         };
-        let quiet = S3Driver::new(quiet).unwrap();
+        let quiet = S3Driver::s3(quiet).unwrap();
         assert_eq!(quiet.redirect_url(&blob).await.unwrap(), None);
     }
 }

@@ -25,9 +25,9 @@ fn free_port() -> u16 {
         .expect("bind an ephemeral port")
 }
 
-/// `name` from `$env_var`, PATH, or a virtualenv under the workspace's `target/` (where
-/// `.ci/run` installs the Python peers).
-fn find(program: &str, env_var: &str, venv: &str) -> Option<PathBuf> {
+/// `program` from `$env_var`, PATH, or `installed` under the workspace's `target/` (where
+/// `.ci/run` installs the PyPI and npm peers).
+fn find(program: &str, env_var: &str, installed: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os(env_var) {
         return Some(PathBuf::from(p));
     }
@@ -39,7 +39,7 @@ fn find(program: &str, env_var: &str, venv: &str) -> Option<PathBuf> {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    on_path.or_else(|| Some(target.join(venv).join("bin").join(program)).filter(|p| p.is_file()))
+    on_path.or_else(|| Some(target.join(installed)).filter(|p| p.exists()))
 }
 
 /// Starts `argv` under a watchdog that kills it when this process is gone; waits for `port`.
@@ -85,7 +85,11 @@ pub struct Moto {
 pub fn moto() -> Option<&'static Moto> {
     static MOTO: OnceLock<Option<Moto>> = OnceLock::new();
     MOTO.get_or_init(|| {
-        let Some(bin) = find("moto_server", "WHARF_MOTO_SERVER", "venv-moto") else {
+        let Some(bin) = find(
+            "moto_server",
+            "WHARF_MOTO_SERVER",
+            "venv-moto/bin/moto_server",
+        ) else {
             assert!(
                 !in_ci(),
                 "moto_server is required when CI=true (.ci/run installs it into target/venv-moto)"
@@ -137,6 +141,114 @@ impl Moto {
             access_key: Some("wharf-test".to_owned()),
             secret_key: Some("wharf-test-secret".to_owned()),
             ..S3Params::default()
+        }
+    }
+}
+
+/// Azurite's blob service (npm `azurite`), with its well-known development account.
+#[cfg(test)]
+#[derive(Debug)]
+pub struct Azurite {
+    /// `http://127.0.0.1:<port>/devstoreaccount1`.
+    pub endpoint: String,
+}
+
+#[cfg(test)]
+const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+#[cfg(test)]
+const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// The process's Azurite, started on first use; `None` (after printing why) when it is not
+/// installed. Panics under CI instead.
+#[cfg(test)]
+pub fn azurite() -> Option<&'static Azurite> {
+    static AZURITE: OnceLock<Option<Azurite>> = OnceLock::new();
+    AZURITE
+        .get_or_init(|| {
+            let Some(bin) = find(
+                "azurite-blob",
+                "WHARF_AZURITE_BLOB",
+                "azurite/node_modules/.bin/azurite-blob",
+            ) else {
+                assert!(
+                    !in_ci(),
+                    "azurite-blob is required when CI=true (.ci/run installs it into target/azurite)"
+                );
+                eprintln!(
+                    "SKIP: azurite-blob not found (npm install --prefix target/azurite azurite)"
+                );
+                return None;
+            };
+            let port = free_port();
+            let data = std::env::temp_dir().join(format!("wharf-azurite-{port}"));
+            let log = std::env::temp_dir().join(format!("wharf-azurite-{port}.log"));
+            let argv = [
+                bin.to_string_lossy().into_owned(),
+                "--blobHost".into(),
+                "127.0.0.1".into(),
+                "--blobPort".into(),
+                port.to_string(),
+                "--location".into(),
+                data.to_string_lossy().into_owned(),
+                "--skipApiVersionCheck".into(),
+                "--loose".into(),
+                // never reach out to the telemetry host
+                "--disableTelemetry".into(),
+            ];
+            let up = spawn_watched(&argv, port, &log);
+            assert!(up, "azurite-blob did not start; see {}", log.display());
+            Some(Azurite {
+                endpoint: format!("http://127.0.0.1:{port}/{AZURITE_ACCOUNT}"),
+            })
+        })
+        .as_ref()
+}
+
+#[cfg(test)]
+impl Azurite {
+    /// Creates a fresh container (Shared Key signed) and returns its name.
+    pub async fn container(&self) -> String {
+        use base64::Engine as _;
+        use hmac::{KeyInit, Mac};
+        let name = format!("wharf-{}", uuid::Uuid::new_v4().simple());
+        let date = opendal::raw::Timestamp::now().format_http_date();
+        let version = "2021-08-06";
+        let to_sign = format!(
+            "PUT\n{}x-ms-date:{date}\nx-ms-version:{version}\n/{AZURITE_ACCOUNT}/{AZURITE_ACCOUNT}/{name}\nrestype:container",
+            "\n".repeat(11)
+        );
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let key = b64.decode(AZURITE_KEY).unwrap();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+        mac.update(to_sign.as_bytes());
+        let signature = b64.encode(mac.finalize().into_bytes());
+        let created = reqwest::Client::new()
+            .put(format!("{}/{name}?restype=container", self.endpoint))
+            .header("x-ms-date", date)
+            .header("x-ms-version", version)
+            .header("content-length", "0")
+            .header(
+                "authorization",
+                format!("SharedKey {AZURITE_ACCOUNT}:{signature}"),
+            )
+            .send()
+            .await
+            .and_then(|r| r.error_for_status());
+        if let Err(e) = created {
+            panic!("creating container {name} on azurite: {e}");
+        }
+        name
+    }
+
+    /// Driver parameters for `container` on this server.
+    pub fn params(&self, container: &str) -> crate::backend::azure::AzureParams {
+        crate::backend::azure::AzureParams {
+            account_name: AZURITE_ACCOUNT.to_owned(),
+            account_key: AZURITE_KEY.to_owned(),
+            container: container.to_owned(),
+            service_url: Some(self.endpoint.clone()),
+            ..Default::default()
         }
     }
 }

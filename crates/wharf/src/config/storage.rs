@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 use wharf_storage::DriverConfig;
-use wharf_storage::factory::{FilesystemParams, S3Params};
+use wharf_storage::factory::{AzureParams, FilesystemParams, S3Params};
 
 use super::secret::Secret;
 use super::tree::MASK;
@@ -35,7 +35,7 @@ const KNOWN_DRIVERS: &[&str] = &[
 ];
 
 /// Drivers distribution has that wharf reads but cannot run yet.
-const REFUSED_DRIVERS: &[&str] = &["s3-aws", "azure", "gcs", "swift", "oss", "rados"];
+const REFUSED_DRIVERS: &[&str] = &["s3-aws", "gcs", "swift", "oss", "rados"];
 
 /// S3 storage classes distribution accepts (`NONE` sends no class).
 const S3_STORAGE_CLASSES: &[&str] = &[
@@ -174,6 +174,46 @@ struct RawS3 {
 
 fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.trim().is_empty())
+}
+
+/// `storage.azure` as written.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawAzure {
+    accountname: Option<String>,
+    accountkey: Option<Secret>,
+    container: Option<String>,
+    realm: Option<String>,
+    serviceurl: Option<String>,
+    rootdirectory: Option<String>,
+    chunksize: Option<u64>,
+}
+
+/// distribution's checks on `storage.azure`, all reported at once.
+fn azure_from(raw: RawAzure, ctx: &mut Ctx) -> Option<AzureParams> {
+    let mut p = AzureParams::default();
+    let before = ctx.errors.len();
+    match non_empty(raw.accountname) {
+        Some(name) => p.account_name = name,
+        None => ctx.error("storage.azure.accountname: required"),
+    }
+    match raw.accountkey.filter(|k| !k.is_empty()) {
+        Some(key) => p.account_key = key.expose().to_owned(),
+        None => ctx.error("storage.azure.accountkey: required"),
+    }
+    match non_empty(raw.container) {
+        Some(container) => p.container = container,
+        None => ctx.error("storage.azure.container: required"),
+    }
+    if let Some(realm) = non_empty(raw.realm) {
+        p.realm = realm;
+    }
+    p.service_url = non_empty(raw.serviceurl);
+    p.root_directory = raw.rootdirectory.unwrap_or_default();
+    if let Some(size) = raw.chunksize {
+        p.chunk_size = size;
+    }
+    (ctx.errors.len() == before).then_some(p)
 }
 
 /// distribution's checks on `storage.s3`, all reported at once.
@@ -363,9 +403,13 @@ fn driver_from(name: &str, params: &Node, ctx: &mut Ctx) -> Option<DriverConfig>
             let raw: RawS3 = ctx.typed(&Node::Map(params.0), &path)?;
             s3_from(raw, ctx).map(|p| DriverConfig::S3(Box::new(p)))
         }
+        "azure" => {
+            let raw: RawAzure = ctx.typed(&Node::Map(params.0), &path)?;
+            azure_from(raw, ctx).map(|p| DriverConfig::Azure(Box::new(p)))
+        }
         other if REFUSED_DRIVERS.contains(&other) => {
             ctx.error(format!(
-                "{path}: storage driver {other} is not supported yet (wharf runs filesystem, inmemory and s3); \
+                "{path}: storage driver {other} is not supported yet (wharf runs filesystem, inmemory, s3 and azure); \
                  its {} parameter(s) were read but wharf will not start on a backend it cannot use",
                 params.keys().count()
             ));
@@ -407,6 +451,18 @@ impl Serialize for StorageConfig {
                 },
             )?,
             DriverConfig::S3(p) => map.serialize_entry("s3", &s3_json(p))?,
+            DriverConfig::Azure(p) => map.serialize_entry(
+                "azure",
+                &serde_json::json!({
+                    "accountname": p.account_name,
+                    "accountkey": MASK,
+                    "container": p.container,
+                    "realm": p.realm,
+                    "serviceurl": p.service_url,
+                    "rootdirectory": p.root_directory,
+                    "chunksize": p.chunk_size,
+                }),
+            )?,
             other => map.serialize_entry(other.name(), &Params::default())?,
         }
         map.serialize_entry(
@@ -587,6 +643,36 @@ mod tests {
     }
 
     #[test]
+    fn azure_with_distribution_keys() {
+        let (s, ctx) = read(
+            "azure:\n  accountname: acct\n  accountkey: a2V5\n  container: reg\n  serviceurl: http://127.0.0.1:10000/acct\n  chunksize: \"6291456\"\n",
+        );
+        assert!(ctx.errors.is_empty() && ctx.warnings.is_empty(), "{ctx:?}");
+        let DriverConfig::Azure(p) = s.unwrap().driver else {
+            panic!("not azure")
+        };
+        assert_eq!(
+            (
+                p.account_name.as_str(),
+                p.account_key.as_str(),
+                p.container.as_str()
+            ),
+            ("acct", "a2V5", "reg")
+        );
+        assert_eq!(
+            p.service_url.as_deref(),
+            Some("http://127.0.0.1:10000/acct")
+        );
+        assert_eq!(
+            (p.realm.as_str(), p.chunk_size),
+            ("core.windows.net", 6 << 20)
+        );
+        let (s, ctx) = read("azure: {realm: core.chinacloudapi.cn}\n");
+        assert!(s.is_none());
+        assert_eq!(ctx.errors.len(), 3, "{:?}", ctx.errors);
+    }
+
+    #[test]
     fn s3_problems_are_named_together() {
         let (s, ctx) = read(
             "s3:\n  accesskey: AK\n  v4auth: false\n  chunksize: 1024\n  storageclass: COLD\n",
@@ -603,7 +689,7 @@ mod tests {
 
     #[test]
     fn other_drivers_are_read_then_refused() {
-        for driver in ["azure", "gcs", "swift", "oss", "rados"] {
+        for driver in ["gcs", "swift", "oss", "rados"] {
             let (s, ctx) = read(&format!("{driver}:\n  bucket: b\n  secretkey: k\n"));
             assert!(s.is_none());
             assert_eq!(ctx.errors.len(), 1);

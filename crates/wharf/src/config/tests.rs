@@ -183,7 +183,7 @@ fn seed_storage_block_needs_exactly_one_driver() {
         panic!("s3 block read as another driver")
     };
     assert_eq!((s3.bucket.as_str(), s3.chunk_size), ("bucketname", 5 << 20));
-    for driver in ["azure", "rados", "swift"] {
+    for driver in ["rados", "swift"] {
         let p = problems(&only(driver), &[]);
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(

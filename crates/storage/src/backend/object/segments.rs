@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! <key>                               manifest: "wharf-segments 1\n" then "<size> <name>\n" per
-//!                                     segment; user metadata wharf-segmented-size = total
+//!                                     segment; user metadata wharfsegmentedsize = total
 //! <key>~segments/<offset>-<random>    the bytes, in order
 //! ```
 //!
@@ -20,8 +20,9 @@ use crate::driver::{FileWriter, Result};
 use crate::path::StoragePath;
 
 const MAGIC: &[u8] = b"wharf-segments 1\n";
-/// User metadata on a manifest object: the file's total size (S3 lower-cases metadata keys).
-const SIZE_KEY: &str = "wharf-segmented-size";
+/// User metadata on a manifest object: the file's total size. Lower case (S3 lower-cases
+/// keys) and letters only (Azure wants C# identifiers).
+const SIZE_KEY: &str = "wharfsegmentedsize";
 
 /// The prefix holding a file's segments.
 pub(super) fn dir(path: &StoragePath) -> String {
@@ -55,9 +56,18 @@ impl Manifest {
         content.starts_with(MAGIC)
     }
 
-    pub(super) async fn read(op: &Operator, path: &StoragePath) -> Result<Self> {
-        let content = op.read(key(path)).await.map_err(map_err(path))?.to_bytes();
-        Self::parse(&content).ok_or_else(|| backend(format!("{path}: unreadable segment manifest")))
+    pub(super) async fn read(
+        name: &'static str,
+        op: &Operator,
+        path: &StoragePath,
+    ) -> Result<Self> {
+        let content = op
+            .read(key(path))
+            .await
+            .map_err(map_err(name, path))?
+            .to_bytes();
+        Self::parse(&content)
+            .ok_or_else(|| backend(name, format!("{path}: unreadable segment manifest")))
     }
 
     fn parse(content: &[u8]) -> Option<Self> {
@@ -84,12 +94,12 @@ impl Manifest {
         self.segments.iter().map(|(size, _)| size).sum()
     }
 
-    async fn write(&self, op: &Operator, path: &StoragePath) -> Result<()> {
+    async fn write(&self, name: &'static str, op: &Operator, path: &StoragePath) -> Result<()> {
         op.write_with(key(path), self.render())
             .user_metadata([(SIZE_KEY.to_owned(), self.total().to_string())])
             .await
             .map(drop)
-            .map_err(backend)
+            .map_err(|e| backend(name, e))
     }
 
     /// `(key, start, len)` of every segment piece from `offset` to the end.
@@ -111,6 +121,7 @@ impl Manifest {
     /// (UploadPartCopy); only the bytes needed to fill a part to the 5 MiB minimum pass through.
     pub(super) async fn assemble(
         &self,
+        name: &'static str,
         op: &Operator,
         path: &StoragePath,
         to: &str,
@@ -121,38 +132,43 @@ impl Manifest {
             .chunk(chunk)
             .concurrent(2)
             .await
-            .map_err(backend)?;
-        for (size, name) in &self.segments {
-            let source = format!("{}{name}", dir(path));
+            .map_err(|e| backend(name, e))?;
+        for (size, segment) in &self.segments {
+            let source = format!("{}{segment}", dir(path));
             let mut start = 0;
             while start < *size {
                 let end = (*size).min(start + MAX_COPY);
                 if let Err(e) = w.copy_from(&source, start..end).await {
                     let _ = w.abort().await;
-                    return Err(backend(e));
+                    return Err(backend(name, e));
                 }
                 start = end;
             }
         }
-        w.close().await.map(drop).map_err(backend)
+        w.close().await.map(drop).map_err(|e| backend(name, e))
     }
 }
 
 /// Deletes a file and its segments, whatever shape it has; a missing file is no error.
-pub(super) async fn remove_file(op: &Operator, path: &StoragePath) -> Result<()> {
-    op.delete(key(path)).await.map_err(backend)?;
+pub(super) async fn remove_file(
+    name: &'static str,
+    op: &Operator,
+    path: &StoragePath,
+) -> Result<()> {
+    let fail = |e| backend(name, e);
+    op.delete(key(path)).await.map_err(fail)?;
     let lister = op.lister_with(&dir(path)).recursive(true).await;
     let segments: Vec<String> = match lister {
         Ok(lister) => {
             use futures::TryStreamExt;
-            let entries: Vec<opendal::Entry> = lister.try_collect().await.map_err(backend)?;
+            let entries: Vec<opendal::Entry> = lister.try_collect().await.map_err(fail)?;
             entries.into_iter().map(|e| e.path().to_owned()).collect()
         }
         Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(backend(e)),
+        Err(e) => return Err(fail(e)),
     };
     if !segments.is_empty() {
-        op.delete_iter(segments).await.map_err(backend)?;
+        op.delete_iter(segments).await.map_err(fail)?;
     }
     Ok(())
 }
@@ -178,7 +194,8 @@ impl Base {
 }
 
 /// A streamed write: a multipart upload of `chunk`-sized parts, so memory stays bounded.
-pub(super) struct S3Writer {
+pub(super) struct SegmentWriter {
+    name: &'static str,
     op: Operator,
     path: StoragePath,
     base: Base,
@@ -192,8 +209,9 @@ pub(super) struct S3Writer {
     written: u64,
 }
 
-impl S3Writer {
+impl SegmentWriter {
     pub(super) fn new(
+        name: &'static str,
         op: Operator,
         path: StoragePath,
         base: Base,
@@ -206,7 +224,8 @@ impl S3Writer {
             Base::None => key(&path).to_owned(),
             _ => format!("{}{segment}", dir(&path)),
         };
-        S3Writer {
+        SegmentWriter {
+            name,
             op,
             path,
             base,
@@ -222,7 +241,7 @@ impl S3Writer {
 }
 
 #[async_trait::async_trait]
-impl FileWriter for S3Writer {
+impl FileWriter for SegmentWriter {
     async fn write(&mut self, chunk: Bytes) -> Result<()> {
         if chunk.is_empty() {
             return Ok(());
@@ -235,11 +254,14 @@ impl FileWriter for S3Writer {
                     .chunk(self.chunk)
                     .concurrent(self.concurrent)
                     .await
-                    .map_err(backend)?,
+                    .map_err(|e| backend(self.name, e))?,
             ),
         };
         let len = chunk.len() as u64;
-        inner.write(chunk).await.map_err(backend)?;
+        inner
+            .write(chunk)
+            .await
+            .map_err(|e| backend(self.name, e))?;
         self.written += len;
         Ok(())
     }
@@ -250,7 +272,7 @@ impl FileWriter for S3Writer {
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
         if let Some(inner) = &mut self.inner {
-            inner.close().await.map_err(backend)?;
+            inner.close().await.map_err(|e| backend(self.name, e))?;
         }
         let mut manifest = match std::mem::replace(&mut self.base, Base::None) {
             Base::None if self.inner.is_none() => {
@@ -259,14 +281,16 @@ impl FileWriter for S3Writer {
                     .write(&self.target, Bytes::new())
                     .await
                     .map(drop)
-                    .map_err(backend);
+                    .map_err(|e| backend(self.name, e));
             }
             Base::None => return Ok(()),
             _ if self.written == 0 => return Ok(()),
             Base::Plain(size) => {
                 let first = segment_name(0);
                 let to = format!("{}{first}", dir(&self.path));
-                self.copy.run(&self.op, key(&self.path), &to, size).await?;
+                self.copy
+                    .run(self.name, &self.op, key(&self.path), &to, size)
+                    .await?;
                 Manifest {
                     segments: vec![(size, first)],
                 }
@@ -276,14 +300,14 @@ impl FileWriter for S3Writer {
         manifest
             .segments
             .push((self.written, std::mem::take(&mut self.segment)));
-        manifest.write(&self.op, &self.path).await
+        manifest.write(self.name, &self.op, &self.path).await
     }
 
     async fn cancel(mut self: Box<Self>) -> Result<()> {
         if let Some(inner) = &mut self.inner {
             let _ = inner.abort().await;
         }
-        remove_file(&self.op, &self.path).await
+        remove_file(self.name, &self.op, &self.path).await
     }
 }
 
