@@ -1,7 +1,10 @@
-//! Log output as `log:` asks: level, text or json (logstash is json with `@timestamp`-style
-//! fields), and static `fields` attached to every line.
+//! Log output as `log:` asks: level, text or json (logstash is json too), and the static
+//! `log.fields` on every line, as distribution adds them.
+
+use std::io::Write;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::{LogConfig, LogFormatter, LogLevel};
 
@@ -15,20 +18,128 @@ pub fn init(log: &LogConfig) -> anyhow::Result<()> {
         LogLevel::Trace => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
+    let json = matches!(log.formatter, LogFormatter::Json | LogFormatter::Logstash);
+    let writer = FieldsWriter::new(&log.fields, json);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let result = match log.formatter {
-        LogFormatter::Text => builder.try_init(),
-        LogFormatter::Json | LogFormatter::Logstash => {
-            builder.json().flatten_event(true).try_init()
-        }
+    let result = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
     };
-    result.map_err(|e| anyhow::anyhow!("installing the logger: {e}"))?;
-    if !log.fields.is_empty() {
-        let fields: Vec<String> = log.fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        tracing::info!(fields = %fields.join(" "), "log.fields");
+    result.map_err(|e| anyhow::anyhow!("installing the logger: {e}"))
+}
+
+/// Writes each formatted event to stderr with `log.fields` added: as leading keys of the JSON
+/// object, or as trailing `key=value` pairs of a text line. The formatter hands over one whole
+/// event per write, which is what makes the splice safe.
+#[derive(Clone)]
+struct FieldsWriter {
+    /// Pre-rendered fields: `"k":"v",` for JSON, ` k=v` for text; empty when none.
+    rendered: std::sync::Arc<Vec<u8>>,
+    json: bool,
+}
+
+impl FieldsWriter {
+    fn new(fields: &std::collections::BTreeMap<String, String>, json: bool) -> Self {
+        let mut rendered = Vec::new();
+        for (k, v) in fields {
+            if json {
+                let pair = format!("{}:{},", serde_json::json!(k), serde_json::json!(v));
+                rendered.extend_from_slice(pair.as_bytes());
+            } else {
+                rendered.extend_from_slice(format!(" {k}={v}").as_bytes());
+            }
+        }
+        FieldsWriter {
+            rendered: std::sync::Arc::new(rendered),
+            json,
+        }
     }
-    Ok(())
+
+    /// The event with the fields spliced in; unchanged when there are none or it has no shape
+    /// the splice understands.
+    fn splice(&self, event: &[u8]) -> Vec<u8> {
+        let r = self.rendered.as_slice();
+        if r.is_empty() {
+            return event.to_vec();
+        }
+        let mut out = Vec::with_capacity(event.len() + r.len());
+        if self.json {
+            match event.split_first() {
+                Some((b'{', rest)) => {
+                    out.push(b'{');
+                    out.extend_from_slice(r);
+                    out.extend_from_slice(rest);
+                }
+                _ => out.extend_from_slice(event),
+            }
+        } else {
+            let body = event.strip_suffix(b"\n").unwrap_or(event);
+            out.extend_from_slice(body);
+            out.extend_from_slice(r);
+            if body.len() != event.len() {
+                out.push(b'\n');
+            }
+        }
+        out
+    }
+}
+
+impl<'a> MakeWriter<'a> for FieldsWriter {
+    type Writer = FieldsLine;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        FieldsLine(self.clone())
+    }
+}
+
+/// One event's writer.
+struct FieldsLine(FieldsWriter);
+
+impl Write for FieldsLine {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        std::io::stderr().lock().write_all(&self.0.splice(buf))?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fields() -> std::collections::BTreeMap<String, String> {
+        [("environment", "staging"), ("service", "registry")]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn json_lines_gain_the_fields_as_keys() {
+        let w = FieldsWriter::new(&fields(), true);
+        let line = w.splice(b"{\"level\":\"INFO\",\"message\":\"hi\"}\n");
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["environment"], "staging");
+        assert_eq!(v["service"], "registry");
+        assert_eq!(v["message"], "hi");
+    }
+
+    #[test]
+    fn text_lines_gain_trailing_pairs() {
+        let w = FieldsWriter::new(&fields(), false);
+        let line = w.splice(b"2026-11-24T00:00:00Z INFO wharf: hi\n");
+        assert_eq!(
+            String::from_utf8(line).unwrap(),
+            "2026-11-24T00:00:00Z INFO wharf: hi environment=staging service=registry\n"
+        );
+        let none = FieldsWriter::new(&Default::default(), false);
+        assert_eq!(none.splice(b"x\n"), b"x\n");
+    }
 }
