@@ -146,22 +146,18 @@ impl Moto {
 }
 
 /// Azurite's blob service (npm `azurite`), with its well-known development account.
-#[cfg(test)]
 #[derive(Debug)]
 pub struct Azurite {
     /// `http://127.0.0.1:<port>/devstoreaccount1`.
     pub endpoint: String,
 }
 
-#[cfg(test)]
 const AZURITE_ACCOUNT: &str = "devstoreaccount1";
-#[cfg(test)]
 const AZURITE_KEY: &str =
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
 
 /// The process's Azurite, started on first use; `None` (after printing why) when it is not
 /// installed. Panics under CI instead.
-#[cfg(test)]
 pub fn azurite() -> Option<&'static Azurite> {
     static AZURITE: OnceLock<Option<Azurite>> = OnceLock::new();
     AZURITE
@@ -205,7 +201,6 @@ pub fn azurite() -> Option<&'static Azurite> {
         .as_ref()
 }
 
-#[cfg(test)]
 impl Azurite {
     /// Creates a fresh container (Shared Key signed) and returns its name.
     pub async fn container(&self) -> String {

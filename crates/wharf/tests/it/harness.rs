@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod azurite;
 pub mod certs;
 pub mod distribution;
 pub mod docker;

@@ -11,6 +11,7 @@ mod api_errors;
 mod api_manifests;
 mod api_uploads;
 mod auth;
+mod azure;
 mod clients;
 mod compat;
 mod crash;
