@@ -144,16 +144,20 @@ impl Registry {
                 size,
             });
         }
-        let (size, _) = self.append(repo, id, size, body).await?;
+        let (size, _) = self.append(repo, id, size, body, true).await?;
         Ok(size)
     }
 
+    /// Streams `body` onto the data file, hashing as it goes. The writer opens on the first
+    /// byte, so an empty body (Docker's closing PUT) costs no write and no fsync. With
+    /// `save_state` the hasher state for the new length is stored for the next request.
     async fn append<S, E>(
         &self,
         repo: &RepoName,
         id: &UploadId,
         size: u64,
         mut body: S,
+        save_state: bool,
     ) -> Result<(u64, Hasher)>
     where
         S: Stream<Item = std::result::Result<Bytes, E>> + Send + Unpin,
@@ -161,13 +165,18 @@ impl Registry {
     {
         let mut hasher = self.resume_hasher(repo, id, size).await?;
         let data = PathSpec::UploadData { repo, id }.path();
-        let mut writer = self.driver.writer(&data, true).await?;
+        let mut writer = None;
         let mut failure = None;
         while let Some(chunk) = body.next().await {
             match chunk {
+                Ok(chunk) if chunk.is_empty() => {}
                 Ok(chunk) => {
+                    let w = match &mut writer {
+                        Some(w) => w,
+                        None => writer.insert(self.driver.writer(&data, true).await?),
+                    };
                     hasher.update(&chunk);
-                    writer.write(chunk).await?;
+                    w.write(chunk).await?;
                 }
                 Err(e) => {
                     failure = Some(e.to_string());
@@ -175,10 +184,15 @@ impl Registry {
                 }
             }
         }
-        let new_size = writer.size();
-        // Keep what arrived even when the body broke off: the client resumes from the new size.
-        writer.commit().await?;
-        self.save_hasher(repo, id, new_size, &hasher).await?;
+        let mut new_size = size;
+        if let Some(w) = writer {
+            new_size = w.size();
+            // Keep what arrived even when the body broke off: the client resumes from there.
+            w.commit().await?;
+            if save_state || failure.is_some() {
+                self.save_hasher(repo, id, new_size, &hasher).await?;
+            }
+        }
         match failure {
             Some(e) => Err(Error::Body(e)),
             None => Ok((new_size, hasher)),
@@ -290,7 +304,7 @@ impl Registry {
         self.check_writable()?;
         let _guard = self.upload_locks.lock(id).await;
         let size = self.upload_size(repo, id).await?;
-        let (size, hasher) = self.append(repo, id, size, body).await?;
+        let (size, hasher) = self.append(repo, id, size, body, false).await?;
         let actual = if digest.algorithm() == STATE_ALGORITHM {
             hasher.finish()
         } else {
