@@ -177,7 +177,6 @@ pub fn azurite() -> Option<&'static Azurite> {
                 return None;
             };
             let port = free_port();
-            let data = std::env::temp_dir().join(format!("wharf-azurite-{port}"));
             let log = std::env::temp_dir().join(format!("wharf-azurite-{port}.log"));
             let argv = [
                 bin.to_string_lossy().into_owned(),
@@ -185,8 +184,8 @@ pub fn azurite() -> Option<&'static Azurite> {
                 "127.0.0.1".into(),
                 "--blobPort".into(),
                 port.to_string(),
-                "--location".into(),
-                data.to_string_lossy().into_owned(),
+                // nothing left on disk when the test process ends
+                "--inMemoryPersistence".into(),
                 "--skipApiVersionCheck".into(),
                 "--loose".into(),
                 // never reach out to the telemetry host
