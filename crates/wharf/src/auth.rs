@@ -10,6 +10,7 @@ pub mod challenge;
 pub mod htpasswd;
 pub mod silly;
 pub mod token;
+pub mod token_server;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use http::HeaderMap;
 use wharf_oci::RepoName;
 
-use crate::config::AuthConfig;
+use crate::config::{AuthConfig, Config};
 
 pub use challenge::{BearerError, Challenge};
 
@@ -145,6 +146,9 @@ pub enum AuthError {
     /// A token-auth setting is unusable.
     #[error("auth.token: {0}")]
     Token(String),
+    /// A `token:` (built-in token server) setting is unusable.
+    #[error("token: {0}")]
+    TokenServer(String),
     /// A scheme neither distribution nor wharf provides.
     #[error("auth.{0}: unknown access-control scheme (wharf provides htpasswd, token and silly)")]
     Unknown(String),
@@ -159,6 +163,18 @@ pub fn controller(config: &AuthConfig) -> Result<Option<Arc<dyn AccessController
         AuthConfig::Token(c) => Some(Arc::new(token::TokenController::new(c)?)),
         AuthConfig::Other { scheme, .. } => return Err(AuthError::Unknown(scheme.clone())),
     })
+}
+
+/// The registry's controller: `auth:`'s, or, when only `token:` is set, one trusting the
+/// built-in token server, so that section alone protects the registry.
+pub fn configured(config: &Config) -> Result<Option<Arc<dyn AccessController>>, AuthError> {
+    match (&config.auth, &config.token) {
+        (AuthConfig::None, Some(t)) => Ok(Some(Arc::new(token_server::LocalRealm::new(
+            t,
+            &config.http,
+        )?))),
+        (auth, _) => controller(auth),
+    }
 }
 
 /// The credentials of an `Authorization: <scheme> <value>` header, scheme matched

@@ -23,6 +23,7 @@ mod reporting;
 mod schema;
 mod secret;
 mod storage;
+mod token;
 mod tree;
 mod typed;
 mod validation;
@@ -45,6 +46,7 @@ pub use redis::{RedisConfig, RedisPool, RedisTls};
 pub use reporting::{Bugsnag, NewRelic, ReportingConfig};
 pub use secret::Secret;
 pub use storage::{StorageConfig, UploadPurging};
+pub use token::{AccessRule, RuleAction, RuleMatch, TokenServerConfig};
 pub use tree::Params;
 pub use validation::{
     CompatibilityConfig, IndexValidation, ManifestValidation, Platform, Platforms, PolicyConfig,
@@ -93,6 +95,8 @@ pub struct Config {
     pub validation: ValidationConfig,
     /// `policy`: parsed, not enforced.
     pub policy: PolicyConfig,
+    /// `token`: wharf's built-in token server (wharf's addition, not a distribution key).
+    pub token: Option<TokenServerConfig>,
 }
 
 /// A configuration plus what the operator should read before it runs.
@@ -292,7 +296,7 @@ fn build(root: &mut Node, env: &[(String, String)], ctx: &mut Ctx) -> Option<Con
     if let Node::Map(entries) = root {
         for (key, _) in entries
             .iter()
-            .filter(|(k, _)| !known.iter().any(|f| f.key == k))
+            .filter(|(k, _)| k != "token" && !known.iter().any(|f| f.key == k))
         {
             let hint = if key == "hooks" {
                 " (log hooks belong under log.hooks)"
@@ -318,6 +322,7 @@ fn build(root: &mut Node, env: &[(String, String)], ctx: &mut Ctx) -> Option<Con
     let compatibility = ctx.typed(section("compatibility"), "compatibility");
     let validation = validation::from_node(section("validation"), ctx);
     let policy = ctx.typed(section("policy"), "policy");
+    let token = token::from_node(section("token"), ctx);
     ctx.errors
         .extend(refusals(auth.as_ref(), http.as_ref().map(|h| &h.tls)));
     let mut catalog = catalog?;
@@ -340,6 +345,7 @@ fn build(root: &mut Node, env: &[(String, String)], ctx: &mut Ctx) -> Option<Con
         compatibility: compatibility?,
         validation: validation?,
         policy: policy?,
+        token: token?,
     })
 }
 
@@ -472,6 +478,9 @@ impl Serialize for Config {
         map.serialize_entry("validation", &self.validation)?;
         if self.policy != PolicyConfig::default() {
             map.serialize_entry("policy", &self.policy)?;
+        }
+        if let Some(token) = &self.token {
+            map.serialize_entry("token", token)?;
         }
         map.end()
     }

@@ -75,11 +75,15 @@ pub fn app(registry: Registry, config: &Config) -> anyhow::Result<axum::Router> 
             tls: config.http.tls.is_requested(),
         },
         extra_headers,
-        auth: crate::auth::controller(&config.auth)?,
+        auth: crate::auth::configured(config)?,
     };
-    let mut app = axum::Router::new()
-        .fallback(router::handle)
-        .with_state(Arc::new(api));
+    let mut app = axum::Router::new();
+    if let Some(token) = &config.token {
+        let secret = config.http.secret.as_ref().map(|s| s.expose());
+        let server = crate::auth::token_server::TokenServer::new(token, secret)?;
+        app = app.merge(Arc::new(server).routes());
+    }
+    let mut app = app.fallback(router::handle).with_state(Arc::new(api));
     if !config.log.access_log_disabled {
         app = app.layer(middleware::from_fn(access_log));
     }

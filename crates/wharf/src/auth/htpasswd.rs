@@ -93,6 +93,11 @@ impl Htpasswd {
         state.users.clone()
     }
 
+    /// True when `user` is in the file now, so a refresh token does not outlive its account.
+    pub(crate) fn knows(&self, user: &str) -> bool {
+        self.users().contains_key(user)
+    }
+
     fn deny(&self, reason: &'static str, access: &[Access]) -> Denial {
         Denial {
             challenge: Challenge::Basic {

@@ -21,3 +21,4 @@ mod metrics;
 mod notify;
 mod s3;
 mod tls;
+mod token_server;
