@@ -25,11 +25,10 @@ use rustls_pki_types::{CertificateDer, pem::PemObject};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use wharf_oci::RepoName;
 
 use super::htpasswd::Htpasswd;
 use super::token::TokenController;
-use super::{Access, AccessController, Action, AuthError, Challenge, Denial, Grant};
+use super::{Access, AccessController, Action, AuthError, Challenge, Denial, Grant, Resource};
 use crate::config::{HtpasswdAuth, HttpConfig, TokenAuth, TokenServerConfig};
 use rules::Rules;
 
@@ -145,14 +144,18 @@ impl TokenServer {
     }
 
     /// The granted part of `scopes` for `account`, as `access` claim entries and scope strings.
+    /// `registry:catalog:*` lists every repository, so it needs `*` on the pattern `*`.
     fn grant(&self, account: Option<&str>, scopes: &[String]) -> (Vec<Value>, Vec<String>) {
         let mut claim = Vec::new();
         let mut granted = Vec::new();
         for scope in scopes.iter().flat_map(|s| s.split_whitespace()) {
-            let Some((name, requested)) = repository_scope(scope) else {
+            let Some((resource, requested)) = parse_scope(scope) else {
                 continue;
             };
-            let allowed = self.rules.allowed(account, name.as_str());
+            let allowed = match &resource {
+                Resource::Repository(name) => self.rules.allowed(account, name.as_str()),
+                Resource::Catalog => self.rules.allowed(account, "*"),
+            };
             let actions: Vec<&str> = requested
                 .into_iter()
                 .filter(|a| allowed.contains(a))
@@ -161,12 +164,9 @@ impl TokenServer {
             if actions.is_empty() {
                 continue;
             }
-            granted.push(format!(
-                "repository:{}:{}",
-                name.as_str(),
-                actions.join(",")
-            ));
-            claim.push(json!({"type": "repository", "name": name.as_str(), "actions": actions}));
+            let (kind, name) = (resource.kind(), resource.name());
+            granted.push(format!("{kind}:{name}:{}", actions.join(",")));
+            claim.push(json!({"type": kind, "name": name, "actions": actions}));
         }
         (claim, granted)
     }
@@ -357,14 +357,16 @@ impl Params {
     }
 }
 
-/// `repository:<name>:<actions>` → the name and the known actions asked for.
-fn repository_scope(scope: &str) -> Option<(RepoName, Vec<Action>)> {
+/// `repository:<name>:<actions>` or `registry:catalog:*` → the resource and the known
+/// actions asked for (a catalog scope asks for `*` whatever it says).
+fn parse_scope(scope: &str) -> Option<(Resource, Vec<Action>)> {
     let (kind, rest) = scope.split_once(':')?;
     let (name, actions) = rest.rsplit_once(':')?;
-    if kind != "repository" {
-        return None;
-    }
-    let name: RepoName = name.parse().ok()?;
+    let resource = match (kind, name) {
+        ("repository", name) => Resource::Repository(name.parse().ok()?),
+        ("registry", "catalog") => return Some((Resource::Catalog, vec![Action::All])),
+        _ => return None,
+    };
     let mut out = Vec::new();
     for a in actions.split(',') {
         let action = match a {
@@ -378,7 +380,7 @@ fn repository_scope(scope: &str) -> Option<(RepoName, Vec<Action>)> {
             out.push(action);
         }
     }
-    Some((name, out))
+    Some((resource, out))
 }
 
 /// Loads `signingkey` and `certificate`: the algorithm whose signature the certificate's key
@@ -538,12 +540,14 @@ mod tests {
     }
 
     #[test]
-    fn scopes_keep_known_actions_of_repositories_only() {
-        let (name, actions) = repository_scope("repository:team/app:pull,push,bogus,pull").unwrap();
-        assert_eq!(name.as_str(), "team/app");
+    fn scopes_keep_known_actions_of_repositories_and_the_catalog() {
+        let (resource, actions) = parse_scope("repository:team/app:pull,push,bogus,pull").unwrap();
+        assert_eq!(resource.name(), "team/app");
         assert_eq!(actions, [Action::Pull, Action::Push]);
-        assert!(repository_scope("registry:catalog:*").is_none());
-        assert!(repository_scope("repository:Bad Name:pull").is_none());
-        assert!(repository_scope("repository:noactions").is_none());
+        let (resource, actions) = parse_scope("registry:catalog:*").unwrap();
+        assert_eq!((resource, actions), (Resource::Catalog, vec![Action::All]));
+        assert!(parse_scope("registry:other:*").is_none());
+        assert!(parse_scope("repository:Bad Name:pull").is_none());
+        assert!(parse_scope("repository:noactions").is_none());
     }
 }

@@ -31,7 +31,7 @@ impl Setup {
         std::fs::write(dir.path().join("token.key"), key.serialize_pem())
             .expect("token server test setup");
         std::fs::write(dir.path().join("token.crt"), cert.pem()).expect("token server test setup");
-        let users = ["alice", "bob"]
+        let users = ["alice", "bob", "root"]
             .iter()
             .map(|u| htpasswd_line(u, &format!("{u}-password")))
             .collect::<String>();
@@ -44,10 +44,10 @@ impl Setup {
     }
 
     /// alice (team-a) pushes to `team-a/*` and `public/*`; any user pulls everything; anyone
-    /// pulls `public/*`.
+    /// pulls `public/*`; root may do anything, the catalog included.
     fn yaml(&self) -> String {
         format!(
-            "token:\n  issuer: wharf-test\n  service: {SERVICE}\n  signingkey: {}\n  certificate: {}\n  htpasswd: {}\n  groups:\n    team-a: [alice]\n  access:\n    - match: {{account: anonymous, repository: \"public/*\"}}\n      actions: [pull]\n    - match: {{account: \"*\"}}\n      actions: [pull]\n    - match: {{group: team-a, repository: \"team-a/*\"}}\n      actions: [pull, push]\n    - match: {{account: alice, repository: \"public/*\"}}\n      actions: [push]\n",
+            "token:\n  issuer: wharf-test\n  service: {SERVICE}\n  signingkey: {}\n  certificate: {}\n  htpasswd: {}\n  groups:\n    team-a: [alice]\n  access:\n    - match: {{account: anonymous, repository: \"public/*\"}}\n      actions: [pull]\n    - match: {{account: \"*\"}}\n      actions: [pull]\n    - match: {{group: team-a, repository: \"team-a/*\"}}\n      actions: [pull, push]\n    - match: {{account: alice, repository: \"public/*\"}}\n      actions: [push]\n    - match: {{account: root}}\n      actions: [\"*\"]\n",
             self.path("token.key"),
             self.path("token.crt"),
             self.path("htpasswd")
@@ -115,7 +115,7 @@ async fn get_grants_the_requested_scopes_the_rules_allow_and_nothing_more() {
     );
 
     let query = format!(
-        "service={SERVICE}&scope=repository:team-a/app:pull,push&scope=repository:other/app:pull,push,delete"
+        "service={SERVICE}&scope=repository:team-a/app:pull,push&scope=repository:other/app:pull,push,delete&scope=registry:catalog:*"
     );
     let resp = get_token(&wharf, &query, Some(("alice", "alice-password"))).await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -147,6 +147,18 @@ async fn get_grants_the_requested_scopes_the_rules_allow_and_nothing_more() {
         .iter()
         .any(|a| a["actions"].to_string().contains("push"));
     assert!(!pushes, "bob is not in team-a: {bob}");
+
+    let resp = get_token(
+        &wharf,
+        "service=wharf-registry&scope=registry:catalog:*",
+        Some(("root", "root-password")),
+    )
+    .await;
+    let root: Value = resp.json().await.expect("token body");
+    let resp = registry_get(&wharf, "/v2/_catalog", root["token"].as_str().unwrap()).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = registry_get(&wharf, "/v2/_catalog", &alice).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 
     let resp = get_token(&wharf, &query, Some(("alice", "wrong"))).await;
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);

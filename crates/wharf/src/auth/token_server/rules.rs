@@ -142,6 +142,10 @@ mod tests {
             (Some("carol"), "team-a/secret", &[Pull, Push, Delete]),
             (Some("root"), "anything/at/all", &[Pull, Push, Delete, All]),
             (Some("anonymous"), "private/app", &[Pull]),
+            // the catalog scope asks about the literal pattern `*`
+            (Some("root"), "*", &[Pull, Push, Delete, All]),
+            (Some("alice"), "*", &[Pull]),
+            (None, "*", &[]),
         ];
         let rules = rules();
         for (account, repo, want) in cases {
