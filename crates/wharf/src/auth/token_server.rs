@@ -10,6 +10,7 @@
 //! Refresh tokens are HMAC-signed (key derived from `http.secret`, else from the signing key),
 //! bound to their user. Depends on the configuration and HTTP only, never on storage.
 
+pub mod keygen;
 pub mod rules;
 
 use std::sync::Arc;
@@ -392,19 +393,21 @@ fn signer(
 ) -> Result<(Algorithm, EncodingKey, Vec<String>, Vec<u8>), AuthError> {
     let fail =
         |what: &str, e: &dyn std::fmt::Display| AuthError::TokenServer(format!("{what}: {e}"));
+    ensure_key(config)?;
+    let cert_path = config.certificate_path();
     let key_pem = std::fs::read(&config.signing_key).map_err(|e| AuthError::Io {
         what: "token.signingkey",
         path: config.signing_key.clone().into(),
         source: e,
     })?;
-    let certs = CertificateDer::pem_file_iter(&config.certificate)
+    let certs = CertificateDer::pem_file_iter(&cert_path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| fail(&format!("certificate {}", config.certificate), &e))?;
+        .map_err(|e| fail(&format!("certificate {}", cert_path.display()), &e))?;
     let b64 = |c: &CertificateDer<'_>| base64::engine::general_purpose::STANDARD.encode(c.as_ref());
     let leaf = certs.first().ok_or_else(|| {
         AuthError::TokenServer(format!(
             "certificate {}: no certificate found",
-            config.certificate
+            cert_path.display()
         ))
     })?;
     let leaf_pem = format!(
@@ -444,8 +447,18 @@ fn signer(
     }
     Err(AuthError::TokenServer(format!(
         "signingkey {} is not a PKCS#8 EC (P-256/P-384), RSA or Ed25519 key of the first certificate in {}",
-        config.signing_key, config.certificate
+        config.signing_key,
+        cert_path.display()
     )))
+}
+
+/// Generates `signingkey` (and its certificate) when the key file does not exist yet.
+fn ensure_key(config: &TokenServerConfig) -> Result<(), AuthError> {
+    let key = std::path::Path::new(&config.signing_key);
+    if key.exists() {
+        return Ok(());
+    }
+    keygen::generate(key, &config.certificate_path())
 }
 
 /// `issued_at`: seconds since the epoch as RFC 3339 UTC.
@@ -488,11 +501,12 @@ impl LocalRealm {
             ("", _) => None,
             (realm, _) => Some(realm.to_owned()),
         };
+        ensure_key(config)?;
         let inner = TokenController::new(&TokenAuth {
             realm: fixed.clone().unwrap_or_default(),
             service: config.service.clone(),
             issuer: config.issuer.clone(),
-            root_cert_bundle: config.certificate.clone(),
+            root_cert_bundle: config.certificate_path().display().to_string(),
             ..TokenAuth::default()
         })?;
         Ok(LocalRealm {

@@ -36,10 +36,12 @@ pub struct TokenServerConfig {
     /// `refreshexpiration`: lifetime of a refresh token.
     #[serde(rename = "refreshexpiration", with = "de::duration")]
     pub refresh_expiration: Duration,
-    /// `signingkey`: PEM private key (EC P-256/P-384, RSA or Ed25519) that signs tokens.
+    /// `signingkey`: PEM private key (EC P-256/P-384, RSA or Ed25519) that signs tokens;
+    /// generated (P-256, with a self-signed `certificate`) when the file is missing.
     #[serde(rename = "signingkey")]
     pub signing_key: String,
-    /// `certificate`: PEM certificate of that key, sent in `x5c` and trusted by the registry.
+    /// `certificate`: PEM certificate of that key, sent in `x5c` and trusted by the registry
+    /// (default: `signingkey` with the extension `.crt`).
     pub certificate: String,
     /// `htpasswd`: bcrypt users file; without it only anonymous rules can grant anything.
     pub htpasswd: String,
@@ -62,6 +64,20 @@ impl Default for TokenServerConfig {
             htpasswd: String::new(),
             groups: BTreeMap::new(),
             access: Vec::new(),
+        }
+    }
+}
+
+impl TokenServerConfig {
+    /// `certificate`, or the file next to `signingkey` where a generated one is written.
+    pub fn certificate_path(&self) -> std::path::PathBuf {
+        if !self.certificate.is_empty() {
+            return self.certificate.clone().into();
+        }
+        let key = std::path::Path::new(&self.signing_key);
+        match key.extension() {
+            Some(ext) if ext == "crt" => format!("{}.crt", self.signing_key).into(),
+            _ => key.with_extension("crt"),
         }
     }
 }
@@ -122,7 +138,6 @@ pub(crate) fn from_node(node: &Node, ctx: &mut Ctx) -> Option<Option<TokenServer
         ("issuer", &t.issuer),
         ("service", &t.service),
         ("signingkey", &t.signing_key),
-        ("certificate", &t.certificate),
     ] {
         if value.trim().is_empty() {
             ctx.error(format!("token.{key} is required"));
@@ -192,7 +207,6 @@ mod tests {
                 "token.issuer is required",
                 "token.service is required",
                 "token.signingkey is required",
-                "token.certificate is required",
                 "token.access[0].match: account or group is required (account: anonymous means everyone)",
                 "token.access[1].match.group: \"nobody\" is not a key of token.groups",
             ]

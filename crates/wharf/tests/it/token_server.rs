@@ -203,6 +203,31 @@ async fn anonymous_requests_get_public_pulls_only_and_cannot_push() {
 }
 
 #[tokio::test]
+async fn a_missing_signing_key_is_generated_with_its_certificate_and_signs_tokens() {
+    let setup = Setup::new();
+    let key = setup.dir.path().join("generated/token.key");
+    let yaml = setup
+        .yaml()
+        .replace(&setup.path("token.key"), &key.display().to_string())
+        .replace(&format!("  certificate: {}\n", setup.path("token.crt")), "");
+    assert!(!yaml.contains("certificate"), "{yaml}");
+    let wharf = Wharf::start_with(&yaml);
+    let cert = std::fs::read_to_string(key.with_extension("crt")).unwrap();
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
+    let query = format!("service={SERVICE}&scope=repository:public/base:pull");
+    let body: Value = get_token(&wharf, &query, None).await.json().await.unwrap();
+    let token = body["token"].as_str().unwrap();
+    let resp = registry_get(&wharf, "/v2/public/base/tags/list", token).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::NOT_FOUND,
+        "authorized, but empty"
+    );
+    let resp = registry_get(&wharf, "/v2/public/base/tags/list", "forged.token.here").await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
 async fn oauth_password_and_refresh_grants_issue_tokens_bound_to_the_user() {
     let setup = Setup::new();
     let wharf = Wharf::start_with(&setup.yaml());
