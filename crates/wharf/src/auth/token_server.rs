@@ -74,7 +74,12 @@ struct RefreshClaims {
 impl TokenServer {
     /// Loads the signing key and certificate, the users file and the rules of `token:`.
     pub fn new(config: &TokenServerConfig, secret: Option<&str>) -> Result<TokenServer, AuthError> {
-        let (algorithm, key, x5c, key_pem) = signer(config)?;
+        let Signer {
+            algorithm,
+            key,
+            x5c,
+            key_pem,
+        } = signer(config)?;
         let htpasswd = (!config.htpasswd.is_empty())
             .then(|| {
                 Htpasswd::open(&HtpasswdAuth {
@@ -384,13 +389,20 @@ fn parse_scope(scope: &str) -> Option<(Resource, Vec<Action>)> {
     Some((resource, out))
 }
 
-/// Loads `signingkey` and `certificate`: the algorithm whose signature the certificate's key
-/// verifies (so a key that does not belong to the certificate stops start-up), the key,
-/// the `x5c` chain, and the key file's bytes.
-#[allow(clippy::type_complexity)]
-fn signer(
-    config: &TokenServerConfig,
-) -> Result<(Algorithm, EncodingKey, Vec<String>, Vec<u8>), AuthError> {
+/// What signs access tokens, as loaded from `signingkey` and `certificate`.
+struct Signer {
+    /// The algorithm whose signature the certificate's key verifies.
+    algorithm: Algorithm,
+    key: EncodingKey,
+    /// The certificate file's chain, base64 DER, leaf first.
+    x5c: Vec<String>,
+    /// The key file's bytes, the refresh-token key's seed when `http.secret` is unset.
+    key_pem: Vec<u8>,
+}
+
+/// Loads `signingkey` (generated when missing) and `certificate`; a key that does not belong
+/// to the certificate stops start-up.
+fn signer(config: &TokenServerConfig) -> Result<Signer, AuthError> {
     let fail =
         |what: &str, e: &dyn std::fmt::Display| AuthError::TokenServer(format!("{what}: {e}"));
     ensure_key(config)?;
@@ -442,7 +454,12 @@ fn signer(
             .ok()
             .is_some_and(|t| jsonwebtoken::decode::<Value>(&t, &public, &probe_check).is_ok());
         if verified {
-            return Ok((alg, key, certs.iter().map(b64).collect(), key_pem));
+            return Ok(Signer {
+                algorithm: alg,
+                key,
+                x5c: certs.iter().map(b64).collect(),
+                key_pem,
+            });
         }
     }
     Err(AuthError::TokenServer(format!(

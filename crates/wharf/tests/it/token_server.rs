@@ -331,6 +331,11 @@ async fn oauth_password_and_refresh_grants_issue_tokens_bound_to_the_user() {
         StatusCode::BAD_REQUEST,
         "an access token is not a refresh token"
     );
+    let log = wharf.log();
+    assert!(
+        !log.contains(&refresh) && !log.contains("alice-password"),
+        "secret logged"
+    );
     remove_user(Path::new(&setup.path("htpasswd")), "alice");
     assert_eq!(
         refreshed(refresh).await.status(),
