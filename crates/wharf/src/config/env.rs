@@ -423,6 +423,18 @@ mod tests {
             ),
             (
                 base,
+                &[("REGISTRY_TOKEN_ISSUER", "wharf")],
+                "token.issuer",
+                s("wharf"),
+            ),
+            (
+                base,
+                &[("REGISTRY_TOKEN_GROUPS_OPS", "[alice, bob]")],
+                "token.groups.ops",
+                Node::Seq(vec![s("alice"), s("bob")]),
+            ),
+            (
+                base,
                 &[("REGISTRY_LOG_FIELDS_SERVICE", "registry")],
                 "log.fields.service",
                 s("registry"),

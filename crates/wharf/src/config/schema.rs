@@ -350,7 +350,28 @@ pub(crate) static ROOT: Kind = Struct(&[
         "policy",
         Struct(&[f("repository", Struct(&[f("classes", LIST)]))]),
     ),
+    // wharf's own section: the built-in token server
+    f("token", Struct(TOKEN)),
 ]);
+
+const TOKEN: &[Field] = &[
+    f("issuer", Leaf),
+    f("service", Leaf),
+    f("realm", Leaf),
+    f("expiration", Leaf),
+    f("refreshexpiration", Leaf),
+    f("signingkey", Leaf),
+    f("certificate", Leaf),
+    f("htpasswd", Leaf),
+    f(
+        "groups",
+        Kind::Map {
+            elem: &LIST,
+            shorthand: false,
+        },
+    ),
+    f("access", Seq(&Any)),
+];
 
 /// The kind at a dotted path such as `notifications.endpoints[0].ignore`, if the schema has it.
 #[cfg(test)]
