@@ -9,6 +9,12 @@ use super::{Registry, Result};
 impl Registry {
     /// Every repository name, sorted.
     pub async fn list_repositories(&self) -> Result<Vec<String>> {
+        self.repositories_holding(&["_manifests", "_layers"]).await
+    }
+
+    /// Every repository directory with one of the `markers` among its children, sorted; upload
+    /// purging asks for `_uploads`, which a repository with no finished push has alone.
+    pub(crate) async fn repositories_holding(&self, markers: &[&str]) -> Result<Vec<String>> {
         let root = PathSpec::Repositories.path();
         let prefix_len = root.as_str().len() + 1;
         let mut repos = Vec::new();
@@ -22,7 +28,7 @@ impl Registry {
             let mut is_repo = false;
             for child in children {
                 let name = child.file_name();
-                if name == "_manifests" || name == "_layers" {
+                if markers.contains(&name) {
                     is_repo = true;
                 } else if !name.starts_with('_') {
                     stack.push(child);

@@ -353,7 +353,7 @@ impl Registry {
             .checked_sub(age)
             .unwrap_or(SystemTime::UNIX_EPOCH);
         let mut purged = Vec::new();
-        for repo in self.list_repositories().await? {
+        for repo in self.repositories_holding(&["_uploads"]).await? {
             let Ok(repo) = repo.parse::<RepoName>() else {
                 continue;
             };
@@ -426,6 +426,37 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn purging_removes_only_uploads_older_than_age_and_dry_run_removes_none() {
+        let driver = std::sync::Arc::new(wharf_storage::backend::inmemory::InMemoryDriver::new());
+        let registry = Registry::new(driver, super::super::Options::default());
+        let repo: RepoName = "a/b".parse().unwrap();
+        let old = registry.start_upload(&repo).await.unwrap();
+        // no finished push: the repository has `_uploads` alone, and is purged all the same
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let fresh = registry.start_upload(&repo).await.unwrap();
+
+        let found = registry
+            .purge_uploads(Duration::from_millis(20), true)
+            .await
+            .unwrap();
+        assert_eq!(found, vec![format!("a/b/_uploads/{old}")]);
+        assert!(
+            registry.upload_size(&repo, &old).await.is_ok(),
+            "dry run kept it"
+        );
+
+        registry
+            .purge_uploads(Duration::from_millis(20), false)
+            .await
+            .unwrap();
+        assert!(matches!(
+            registry.upload_size(&repo, &old).await,
+            Err(Error::UploadUnknown)
+        ));
+        assert!(registry.upload_size(&repo, &fresh).await.is_ok());
+    }
 
     #[test]
     fn rfc3339_dates() {
