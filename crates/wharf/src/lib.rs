@@ -14,5 +14,6 @@ pub mod health;
 pub mod metrics;
 pub mod notify;
 pub mod registry;
+pub mod rfc3339;
 pub mod server;
 pub mod tls;

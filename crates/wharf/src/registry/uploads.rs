@@ -91,7 +91,7 @@ impl Registry {
     pub async fn start_upload(&self, repo: &RepoName) -> Result<UploadId> {
         self.check_writable()?;
         let id = UploadId::generate();
-        let now = httpdate_rfc3339(SystemTime::now());
+        let now = crate::rfc3339::seconds(SystemTime::now());
         self.driver
             .put_content(
                 &PathSpec::UploadStartedAt { repo, id: &id }.path(),
@@ -393,36 +393,6 @@ impl Registry {
     }
 }
 
-/// RFC 3339 UTC timestamp, the format distribution writes into `startedat`.
-fn httpdate_rfc3339(t: SystemTime) -> String {
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
-}
-
-/// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,16 +426,6 @@ mod tests {
             Err(Error::UploadUnknown)
         ));
         assert!(registry.upload_size(&repo, &fresh).await.is_ok());
-    }
-
-    #[test]
-    fn rfc3339_dates() {
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(httpdate_rfc3339(t), "2023-11-14T22:13:20Z");
-        assert_eq!(
-            httpdate_rfc3339(SystemTime::UNIX_EPOCH),
-            "1970-01-01T00:00:00Z"
-        );
     }
 
     #[test]
