@@ -656,7 +656,7 @@ class Bench:
                 for _ in range(reqs):
                     _, body = cl.request("GET", f"/v2/z/tags/tags/list{query}")
                     got = sorted(json.loads(body)["tags"])
-                    if query and got == everything:
+                    if query and got == everything and len(everything) > 100:
                         # distribution 2.8 ignores `n` on tags/list: complete, so not wrong.
                         self.notes.append(f"{s.name} ignores n on tags/list (answers all tags)")
                     else:
