@@ -1,0 +1,215 @@
+//! Table tests of `storage:` parsing: drivers, reserved keys, S3 and Azure parameters.
+
+use super::*;
+use crate::config::tree::parse_yaml;
+
+fn read(yaml: &str) -> (Option<StorageConfig>, Ctx) {
+    let mut ctx = Ctx::default();
+    let node = parse_yaml(yaml).unwrap();
+    (from_node(&node, &mut ctx), ctx)
+}
+
+#[test]
+fn filesystem_with_every_reserved_key() {
+    let (storage, ctx) = read(
+        "filesystem:\n  rootdirectory: /data\n  maxthreads: \"50\"\ndelete:\n  enabled: \"true\"\nredirect:\n  disable: yes\ncache:\n  blobdescriptor: inmemory\n  blobdescriptorsize: 500\nmaintenance:\n  uploadpurging:\n    enabled: true\n    age: 72h\n    interval: 1h30m\n    dryrun: true\n  readonly:\n    enabled: true\ntag:\n  concurrencylimit: 8\n",
+    );
+    assert!(ctx.errors.is_empty() && ctx.warnings.is_empty(), "{ctx:?}");
+    let s = storage.unwrap();
+    assert_eq!(
+        s.driver,
+        DriverConfig::Filesystem(FilesystemParams {
+            root_directory: "/data".into(),
+            max_threads: 50
+        })
+    );
+    assert!(s.delete_enabled && s.redirect_disable && s.readonly);
+    assert_eq!(s.blob_descriptor_cache.as_deref(), Some("inmemory"));
+    assert_eq!(s.blob_descriptor_size, Some(500));
+    assert_eq!(s.tag_concurrency_limit, 8);
+    assert_eq!(
+        s.upload_purging,
+        UploadPurging {
+            enabled: true,
+            age: Duration::from_secs(72 * 3600),
+            interval: Duration::from_secs(5400),
+            dry_run: true
+        }
+    );
+}
+
+#[test]
+fn defaults() {
+    let s = read("filesystem:\n").0.unwrap();
+    assert_eq!(
+        s.driver,
+        DriverConfig::Filesystem(FilesystemParams::default())
+    );
+    assert!(!s.delete_enabled && !s.readonly && !s.redirect_disable);
+    assert_eq!(s.upload_purging, UploadPurging::default());
+    assert_eq!(s.blob_descriptor_cache, None);
+    assert_eq!(read("inmemory").0.unwrap().driver, DriverConfig::InMemory);
+    assert_eq!(
+        read("inmemory:\n").0.unwrap().driver,
+        DriverConfig::InMemory
+    );
+}
+
+#[test]
+fn driver_count_errors_name_the_drivers() {
+    let (s, ctx) = read("filesystem: {}\ns3: {bucket: b}\ncache: {blobdescriptor: inmemory}\n");
+    assert!(s.is_none());
+    assert_eq!(
+        ctx.errors,
+        ["storage: exactly one storage driver must be configured, found filesystem, s3"]
+    );
+    let (_, ctx) = read("delete: {enabled: true}\n");
+    assert!(ctx.errors[0].starts_with("storage: no storage driver configured"));
+    let (_, ctx) = read("");
+    assert!(ctx.errors[0].starts_with("storage: no storage driver configured"));
+}
+
+#[test]
+fn s3_with_distribution_keys_and_lenient_scalars() {
+    let (s, ctx) = read(
+        "s3:\n  region: us-east-1\n  regionendpoint: http://127.0.0.1:9000\n  bucket: reg\n  accesskey: AK\n  secretkey: SK\n  forcepathstyle: \"false\"\n  secure: \"false\"\n  skipverify: true\n  v4auth: true\n  chunksize: \"6291456\"\n  multipartcopythresholdsize: 1000\n  rootdirectory: /a/b\n  storageclass: REDUCED_REDUNDANCY\n  encrypt: yes\n  keyid: k1\n",
+    );
+    assert!(ctx.errors.is_empty() && ctx.warnings.is_empty(), "{ctx:?}");
+    let DriverConfig::S3(p) = s.unwrap().driver else {
+        panic!("not s3")
+    };
+    assert_eq!(
+        *p,
+        S3Params {
+            bucket: "reg".into(),
+            region: "us-east-1".into(),
+            region_endpoint: Some("http://127.0.0.1:9000".into()),
+            force_path_style: false,
+            access_key: Some("AK".into()),
+            secret_key: Some("SK".into()),
+            encrypt: true,
+            key_id: Some("k1".into()),
+            secure: false,
+            skip_verify: true,
+            chunk_size: 6 << 20,
+            multipart_copy_threshold_size: 1000,
+            root_directory: "/a/b".into(),
+            storage_class: Some("REDUCED_REDUNDANCY".into()),
+            ..S3Params::default()
+        }
+    );
+    let (s, ctx) =
+        read("s3: {region: r, bucket: b, storageclass: NONE}\nredirect: {disable: true}\n");
+    assert!(ctx.errors.is_empty(), "{ctx:?}");
+    let DriverConfig::S3(p) = s.unwrap().driver else {
+        panic!("not s3")
+    };
+    assert_eq!(
+        (
+            p.storage_class,
+            p.access_key,
+            p.force_path_style,
+            p.redirect
+        ),
+        (None, None, true, false)
+    );
+}
+
+#[test]
+fn azure_with_distribution_keys() {
+    let (s, ctx) = read(
+        "azure:\n  accountname: acct\n  accountkey: a2V5\n  container: reg\n  serviceurl: http://127.0.0.1:10000/acct\n  chunksize: \"6291456\"\n",
+    );
+    assert!(ctx.errors.is_empty() && ctx.warnings.is_empty(), "{ctx:?}");
+    let DriverConfig::Azure(p) = s.unwrap().driver else {
+        panic!("not azure")
+    };
+    assert_eq!(
+        (
+            p.account_name.as_str(),
+            p.account_key.as_str(),
+            p.container.as_str()
+        ),
+        ("acct", "a2V5", "reg")
+    );
+    assert_eq!(
+        p.service_url.as_deref(),
+        Some("http://127.0.0.1:10000/acct")
+    );
+    assert_eq!(
+        (p.realm.as_str(), p.chunk_size),
+        ("core.windows.net", 6 << 20)
+    );
+    let (s, ctx) = read("azure: {realm: core.chinacloudapi.cn}\n");
+    assert!(s.is_none());
+    assert_eq!(ctx.errors.len(), 3, "{:?}", ctx.errors);
+}
+
+#[test]
+fn s3_problems_are_named_together() {
+    let (s, ctx) =
+        read("s3:\n  accesskey: AK\n  v4auth: false\n  chunksize: 1024\n  storageclass: COLD\n");
+    assert!(s.is_none());
+    assert_eq!(ctx.errors.len(), 6, "{:?}", ctx.errors);
+    assert!(ctx.errors[0].starts_with("storage.s3.bucket: required"));
+    assert!(ctx.errors[1].starts_with("storage.s3.region: required"));
+    assert!(ctx.errors[2].contains("accesskey and secretkey go together"));
+    assert!(ctx.errors[3].starts_with("storage.s3.v4auth"));
+    assert!(ctx.errors[4].starts_with("storage.s3.chunksize: 1024"));
+    assert!(ctx.errors[5].starts_with("storage.s3.storageclass"));
+}
+
+#[test]
+fn other_drivers_are_read_then_refused() {
+    for driver in ["gcs", "swift", "oss", "rados"] {
+        let (s, ctx) = read(&format!("{driver}:\n  bucket: b\n  secretkey: k\n"));
+        assert!(s.is_none());
+        assert_eq!(ctx.errors.len(), 1);
+        assert!(
+            ctx.errors[0].starts_with(&format!(
+                "storage.{driver}: storage driver {driver} is not supported yet"
+            )),
+            "{}",
+            ctx.errors[0]
+        );
+    }
+    let (_, ctx) = read("floppy: {}\n");
+    assert!(ctx.errors[0].starts_with("storage: unknown storage driver \"floppy\""));
+}
+
+#[test]
+fn wrong_values_name_their_keys_all_at_once() {
+    let (_, ctx) = read(
+        "filesystem:\n  maxthreads: many\ndelete:\n  enabled: perhaps\ncache:\n  blobdescriptor: memcached\n",
+    );
+    assert_eq!(
+        ctx.errors,
+        [
+            "storage.filesystem.maxthreads: expected an integer, got \"many\"",
+            "storage.delete.enabled: expected true or false, got \"perhaps\"",
+        ]
+    );
+    let (_, ctx) = read("inmemory:\ncache:\n  blobdescriptor: memcached\n");
+    assert_eq!(
+        ctx.errors,
+        ["storage.cache.blobdescriptor: expected inmemory or redis, got \"memcached\""]
+    );
+    let (_, ctx) = read("filesystem: /var/lib/registry\n");
+    assert!(ctx.errors[0].starts_with("storage.filesystem: expected a map of driver parameters"));
+}
+
+#[test]
+fn warnings() {
+    let (s, ctx) =
+        read("filesystem:\n  maxthreads: 3\n  rootdir: /x\ncache:\n  layerinfo: redis\n");
+    let s = s.unwrap();
+    assert_eq!(s.blob_descriptor_cache.as_deref(), Some("redis"));
+    assert_eq!(
+        ctx.warnings,
+        [
+            "unknown key storage.filesystem.rootdir is ignored",
+            "storage.filesystem.maxthreads: 3 is below the minimum; using 25",
+            "storage.cache.layerinfo is deprecated; use storage.cache.blobdescriptor",
+        ]
+    );
+}
