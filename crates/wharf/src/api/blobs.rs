@@ -11,6 +11,9 @@ use wharf_oci::{Digest, ErrorCode, RepoName, media_type};
 use super::range::{ByteRange, parse_range};
 use super::{Api, ApiError, header_str, headers, hv};
 
+/// Blobs up to this size are read whole rather than streamed (image configs, small layers).
+const SMALL_BLOB: u64 = 64 * 1024;
+
 /// GET/HEAD a blob, with single-range support and conditional requests on the digest ETag.
 pub async fn get_blob(
     api: &Api,
@@ -58,6 +61,14 @@ pub async fn get_blob(
         .header(header::CONTENT_LENGTH, len);
     let body = if head || len == 0 {
         Body::empty()
+    } else if size <= SMALL_BLOB {
+        let whole = api.registry.read_small_blob(digest).await?;
+        let (start, end) = (start as usize, (start + len) as usize);
+        if whole.len() < end {
+            // the blob changed size under us (only a corrupt store does that): never serve short
+            return Err(crate::registry::Error::BlobUnknown(digest.clone()).into());
+        }
+        Body::from(whole.slice(start..end))
     } else {
         let stream = api.registry.read_blob(digest, start).await?;
         Body::from_stream(limit(stream, len))

@@ -47,6 +47,19 @@ impl Registry {
         })
     }
 
+    /// Reads a small blob (config, manifest-sized) whole: one read instead of a streaming reader
+    /// with its buffers, which dominates the cost of serving a few hundred bytes.
+    pub async fn read_small_blob(&self, digest: &Digest) -> Result<bytes::Bytes> {
+        let path = PathSpec::BlobData { digest }.path();
+        self.driver.get_content(&path).await.map_err(|e| {
+            if e.is_not_found() {
+                Error::BlobUnknown(digest.clone())
+            } else {
+                e.into()
+            }
+        })
+    }
+
     /// A URL the client may fetch the blob from instead, when the backend offers one.
     pub async fn blob_redirect(&self, digest: &Digest) -> Result<Option<String>> {
         Ok(self
