@@ -2,6 +2,7 @@
 
 pub mod azure;
 pub mod filesystem;
+pub mod gcs;
 pub mod inmemory;
 pub mod object;
 pub mod s3;

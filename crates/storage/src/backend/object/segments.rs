@@ -15,7 +15,8 @@
 use bytes::Bytes;
 use opendal::{ErrorKind, Operator};
 
-use super::{CopyPlan, MAX_COPY, backend, key, map_err};
+use super::compose::{ComposeSink, Sink, compose_all, delete_each};
+use super::{CopyPlan, MAX_COPY, Writes, backend, key, map_err};
 use crate::driver::{FileWriter, Result};
 use crate::path::StoragePath;
 
@@ -126,7 +127,26 @@ impl Manifest {
         path: &StoragePath,
         to: &str,
         chunk: usize,
+        writes: Writes,
     ) -> Result<()> {
+        if writes == Writes::Compose {
+            let sources = self
+                .segments
+                .iter()
+                .filter(|(size, _)| *size > 0)
+                .map(|(_, segment)| format!("{}{segment}", dir(path)))
+                .collect::<Vec<_>>();
+            if sources.is_empty() {
+                return op
+                    .write(to, Bytes::new())
+                    .await
+                    .map(drop)
+                    .map_err(|e| backend(name, e));
+            }
+            let scratch = format!("{}{}-join-", dir(path), uuid::Uuid::new_v4().simple());
+            let temps = compose_all(name, op, sources, to, &scratch).await?;
+            return delete_each(name, op, temps).await;
+        }
         let mut w = op
             .writer_with(to)
             .chunk(chunk)
@@ -154,6 +174,7 @@ pub(super) async fn remove_file(
     name: &'static str,
     op: &Operator,
     path: &StoragePath,
+    writes: Writes,
 ) -> Result<()> {
     let fail = |e| backend(name, e);
     op.delete(key(path)).await.map_err(fail)?;
@@ -167,7 +188,9 @@ pub(super) async fn remove_file(
         Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(fail(e)),
     };
-    if !segments.is_empty() {
+    if writes == Writes::Compose {
+        delete_each(name, op, segments).await?;
+    } else if !segments.is_empty() {
         op.delete_iter(segments).await.map_err(fail)?;
     }
     Ok(())
@@ -202,22 +225,24 @@ pub(super) struct SegmentWriter {
     copy: CopyPlan,
     chunk: usize,
     concurrent: usize,
+    writes: Writes,
     /// Where the new bytes go: the file's key, or a new segment's.
     target: String,
     segment: String,
-    inner: Option<opendal::Writer>,
+    inner: Option<Sink>,
     written: u64,
 }
 
 impl SegmentWriter {
+    /// A writer of `path` continuing `base`; `parts` is (part size, parts in flight).
     pub(super) fn new(
         name: &'static str,
         op: Operator,
         path: StoragePath,
         base: Base,
         copy: CopyPlan,
-        chunk: usize,
-        concurrent: usize,
+        (chunk, concurrent): (usize, usize),
+        writes: Writes,
     ) -> Self {
         let segment = segment_name(base.size());
         let target = match base {
@@ -232,6 +257,7 @@ impl SegmentWriter {
             copy,
             chunk,
             concurrent,
+            writes,
             target,
             segment,
             inner: None,
@@ -248,20 +274,27 @@ impl FileWriter for SegmentWriter {
         }
         let inner = match &mut self.inner {
             Some(inner) => inner,
-            empty => empty.insert(
-                self.op
-                    .writer_with(&self.target)
-                    .chunk(self.chunk)
-                    .concurrent(self.concurrent)
-                    .await
-                    .map_err(|e| backend(self.name, e))?,
-            ),
+            empty => empty.insert(match self.writes {
+                Writes::Multipart => Sink::Multipart(
+                    self.op
+                        .writer_with(&self.target)
+                        .chunk(self.chunk)
+                        .concurrent(self.concurrent)
+                        .await
+                        .map_err(|e| backend(self.name, e))?,
+                ),
+                Writes::Compose => Sink::Compose(ComposeSink::new(
+                    self.name,
+                    self.op.clone(),
+                    self.target.clone(),
+                    format!("{}{}-part-", dir(&self.path), uuid::Uuid::new_v4().simple()),
+                    self.chunk,
+                    self.concurrent,
+                )),
+            }),
         };
         let len = chunk.len() as u64;
-        inner
-            .write(chunk)
-            .await
-            .map_err(|e| backend(self.name, e))?;
+        inner.write(self.name, chunk).await?;
         self.written += len;
         Ok(())
     }
@@ -272,7 +305,7 @@ impl FileWriter for SegmentWriter {
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
         if let Some(inner) = &mut self.inner {
-            inner.close().await.map_err(|e| backend(self.name, e))?;
+            inner.close(self.name).await?;
         }
         let mut manifest = match std::mem::replace(&mut self.base, Base::None) {
             Base::None if self.inner.is_none() => {
@@ -305,9 +338,9 @@ impl FileWriter for SegmentWriter {
 
     async fn cancel(mut self: Box<Self>) -> Result<()> {
         if let Some(inner) = &mut self.inner {
-            let _ = inner.abort().await;
+            inner.abort().await;
         }
-        remove_file(self.name, &self.op, &self.path).await
+        remove_file(self.name, &self.op, &self.path, self.writes).await
     }
 }
 
