@@ -5,4 +5,5 @@ pub mod filesystem;
 pub mod gcs;
 pub mod inmemory;
 pub mod object;
+pub mod oss;
 pub mod s3;

@@ -5,6 +5,9 @@ use std::sync::Arc;
 
 use crate::backend::azure::AzureDriver;
 pub use crate::backend::azure::AzureParams;
+pub use crate::backend::gcs::GcsParams;
+use crate::backend::object::ObjectStore;
+pub use crate::backend::oss::OssParams;
 pub use crate::backend::s3::S3Params;
 use crate::backend::{filesystem::FilesystemDriver, inmemory::InMemoryDriver, s3::S3Driver};
 use crate::driver::{Driver, Result};
@@ -38,6 +41,10 @@ pub enum DriverConfig {
     S3(Box<S3Params>),
     /// `azure:` (Azure Blob Storage, Azurite).
     Azure(Box<AzureParams>),
+    /// `gcs:` (Google Cloud Storage, fake-gcs-server via `STORAGE_EMULATOR_HOST`).
+    Gcs(Box<GcsParams>),
+    /// `oss:` (Alibaba Cloud OSS, distribution 2.x's driver).
+    Oss(Box<OssParams>),
 }
 
 impl DriverConfig {
@@ -48,6 +55,8 @@ impl DriverConfig {
             DriverConfig::InMemory => "inmemory",
             DriverConfig::S3(_) => "s3",
             DriverConfig::Azure(_) => "azure",
+            DriverConfig::Gcs(_) => "gcs",
+            DriverConfig::Oss(_) => "oss",
         }
     }
 
@@ -58,6 +67,15 @@ impl DriverConfig {
             DriverConfig::InMemory => Arc::new(InMemoryDriver::new()),
             DriverConfig::S3(p) => Arc::new(S3Driver::s3(S3Params::clone(p))?),
             DriverConfig::Azure(p) => Arc::new(AzureDriver::azure(AzureParams::clone(p))?),
+            DriverConfig::Gcs(p) => {
+                let mut p = GcsParams::clone(p);
+                // The Go GCS client (hence distribution) reaches an emulator through this.
+                if p.emulator_host.is_none() {
+                    p.emulator_host = std::env::var("STORAGE_EMULATOR_HOST").ok();
+                }
+                Arc::new(ObjectStore::gcs(p)?)
+            }
+            DriverConfig::Oss(p) => Arc::new(ObjectStore::oss(OssParams::clone(p))?),
         })
     }
 }

@@ -21,7 +21,7 @@ use super::env::STORAGE_RESERVED;
 use super::tree::{Node, Params};
 use super::typed::Ctx;
 
-/// Drivers distribution has (or had); wharf reads their parameters but runs only two so far.
+/// Drivers distribution has (or had); wharf reads the parameters of all and runs most.
 const KNOWN_DRIVERS: &[&str] = &[
     "filesystem",
     "inmemory",
@@ -35,7 +35,7 @@ const KNOWN_DRIVERS: &[&str] = &[
 ];
 
 /// Drivers distribution has that wharf reads but cannot run yet.
-const REFUSED_DRIVERS: &[&str] = &["s3-aws", "gcs", "swift", "oss", "rados"];
+const REFUSED_DRIVERS: &[&str] = &["s3-aws", "swift", "rados"];
 
 /// S3 storage classes distribution accepts (`NONE` sends no class).
 const S3_STORAGE_CLASSES: &[&str] = &[
@@ -333,10 +333,13 @@ pub(crate) fn from_node(node: &Node, ctx: &mut Ctx) -> Option<StorageConfig> {
     let (driver, delete, redirect, cache, maintenance, tag) =
         (driver?, delete?, redirect?, cache?, maintenance?, tag?);
     let mut driver = driver;
-    if let DriverConfig::S3(p) = &mut driver {
-        // distribution applies `redirect.disable` above the driver; wharf tells the one
-        // backend that redirects, so the API layer stays unaware of it.
-        p.redirect = !redirect.disable;
+    // distribution applies `redirect.disable` above the driver; wharf tells the backends
+    // that redirect, so the API layer stays unaware of it.
+    match &mut driver {
+        DriverConfig::S3(p) => p.redirect = !redirect.disable,
+        DriverConfig::Gcs(p) => p.redirect = !redirect.disable,
+        DriverConfig::Oss(p) => p.redirect = !redirect.disable,
+        _ => {}
     }
 
     let mut blob_descriptor_cache = cache.blobdescriptor.filter(|s| !s.is_empty());
@@ -407,9 +410,17 @@ fn driver_from(name: &str, params: &Node, ctx: &mut Ctx) -> Option<DriverConfig>
             let raw: RawAzure = ctx.typed(&Node::Map(params.0), &path)?;
             azure_from(raw, ctx).map(|p| DriverConfig::Azure(Box::new(p)))
         }
+        "gcs" => {
+            let raw: gcs::RawGcs = ctx.typed(&Node::Map(params.0), &path)?;
+            gcs::gcs_from(raw, ctx).map(|p| DriverConfig::Gcs(Box::new(p)))
+        }
+        "oss" => {
+            let raw: oss::RawOss = ctx.typed(&Node::Map(params.0), &path)?;
+            oss::oss_from(raw, ctx).map(|p| DriverConfig::Oss(Box::new(p)))
+        }
         other if REFUSED_DRIVERS.contains(&other) => {
             ctx.error(format!(
-                "{path}: storage driver {other} is not supported yet (wharf runs filesystem, inmemory, s3 and azure); \
+                "{path}: storage driver {other} is not supported yet (wharf runs filesystem, inmemory, s3, azure, gcs and oss); \
                  its {} parameter(s) were read but wharf will not start on a backend it cannot use",
                 params.keys().count()
             ));
@@ -463,6 +474,8 @@ impl Serialize for StorageConfig {
                     "chunksize": p.chunk_size,
                 }),
             )?,
+            DriverConfig::Gcs(p) => map.serialize_entry("gcs", &gcs::gcs_json(p))?,
+            DriverConfig::Oss(p) => map.serialize_entry("oss", &oss::oss_json(p))?,
             other => map.serialize_entry(other.name(), &Params::default())?,
         }
         map.serialize_entry(
@@ -525,5 +538,7 @@ fn s3_json(p: &S3Params) -> serde_json::Value {
     })
 }
 
+mod gcs;
+mod oss;
 #[cfg(test)]
 mod tests;

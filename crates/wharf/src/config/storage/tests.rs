@@ -161,7 +161,7 @@ fn s3_problems_are_named_together() {
 
 #[test]
 fn other_drivers_are_read_then_refused() {
-    for driver in ["gcs", "swift", "oss", "rados"] {
+    for driver in ["swift", "rados"] {
         let (s, ctx) = read(&format!("{driver}:\n  bucket: b\n  secretkey: k\n"));
         assert!(s.is_none());
         assert_eq!(ctx.errors.len(), 1);
@@ -212,4 +212,163 @@ fn warnings() {
             "storage.cache.layerinfo is deprecated; use storage.cache.blobdescriptor",
         ]
     );
+}
+
+#[test]
+fn gcs_keys_defaults_and_credentials_map() {
+    let (s, ctx) = read(
+        "gcs:\n  bucket: reg\n  keyfile: /etc/gcs.json\n  rootdirectory: /r\n  chunksize: \"524288\"\n",
+    );
+    assert!(ctx.errors.is_empty() && ctx.warnings.is_empty(), "{ctx:?}");
+    let DriverConfig::Gcs(p) = s.unwrap().driver else {
+        panic!("not gcs")
+    };
+    assert_eq!(p.bucket, "reg");
+    assert_eq!(p.keyfile.as_deref(), Some("/etc/gcs.json"));
+    assert_eq!(p.root_directory, "/r");
+    assert_eq!(p.chunk_size, 512 << 10);
+    assert!(p.redirect && p.credentials.is_none() && p.emulator_host.is_none());
+
+    let (s, ctx) = read(
+        "gcs:\n  bucket: reg\n  credentials:\n    type: service_account\n    client_email: a@b.iam.gserviceaccount.com\n    private_key: \"-----BEGIN PRIVATE KEY-----\\nabc\"\n    private_key_id: k1\nredirect:\n  disable: true\n",
+    );
+    assert!(ctx.errors.is_empty(), "{ctx:?}");
+    let s = s.unwrap();
+    let DriverConfig::Gcs(p) = &s.driver else {
+        panic!("not gcs")
+    };
+    assert_eq!(p.chunk_size, 5 << 20, "distribution's default");
+    assert!(!p.redirect, "redirect.disable reaches the driver");
+    let json: serde_json::Value = serde_json::from_str(p.credentials.as_deref().unwrap()).unwrap();
+    assert_eq!(json["type"], "service_account");
+    assert_eq!(json["private_key"], "-----BEGIN PRIVATE KEY-----\nabc");
+    let printed = serde_json::to_string(&s).unwrap();
+    assert!(!printed.contains("BEGIN PRIVATE KEY"), "{printed}");
+    assert!(printed.contains(MASK), "{printed}");
+}
+
+#[test]
+fn gcs_errors_all_at_once() {
+    let (s, ctx) = read("gcs:\n  chunksize: 1000\n  credentials:\n    type: service_account\n");
+    assert!(s.is_none());
+    assert_eq!(ctx.errors.len(), 3, "{:?}", ctx.errors);
+    assert!(ctx.errors[0].starts_with("storage.gcs.bucket: required"));
+    assert!(ctx.errors[1].starts_with("storage.gcs.credentials: a service-account key needs"));
+    assert!(
+        ctx.errors[2]
+            .starts_with("storage.gcs.chunksize: 1000 must be a positive multiple of 262144")
+    );
+}
+
+#[test]
+fn oss_keys_defaults_and_errors() {
+    let (s, ctx) = read(
+        "oss:\n  accesskeyid: AK\n  accesskeysecret: SK\n  region: oss-cn-beijing\n  bucket: reg\n  internal: true\n  encrypt: \"true\"\n  secure: false\n  chunksize: 6291456\n  rootdirectory: /r\n  endpoint: reg.example.com\n",
+    );
+    assert!(ctx.errors.is_empty() && ctx.warnings.is_empty(), "{ctx:?}");
+    let s = s.unwrap();
+    let DriverConfig::Oss(p) = &s.driver else {
+        panic!("not oss")
+    };
+    assert_eq!(
+        (p.access_key_id.as_str(), p.access_key_secret.as_str()),
+        ("AK", "SK")
+    );
+    assert_eq!(
+        (p.region.as_str(), p.bucket.as_str()),
+        ("oss-cn-beijing", "reg")
+    );
+    assert!(p.internal && p.encrypt && !p.secure && p.redirect);
+    assert_eq!(p.chunk_size, 6 << 20);
+    assert_eq!(p.endpoint.as_deref(), Some("reg.example.com"));
+    let printed = serde_json::to_string(&s).unwrap();
+    assert!(!printed.contains("\"SK\""), "{printed}");
+
+    let (s, _) = read(
+        "oss:\n  accesskeyid: AK\n  accesskeysecret: SK\n  region: oss-cn-beijing\n  bucket: reg\n",
+    );
+    let DriverConfig::Oss(p) = s.unwrap().driver else {
+        panic!("not oss")
+    };
+    assert!(p.secure && !p.internal && !p.encrypt);
+    assert_eq!(p.chunk_size, 10 << 20);
+
+    let (s, ctx) = read("oss:\n  chunksize: 1024\n");
+    assert!(s.is_none());
+    assert_eq!(ctx.errors.len(), 5, "{:?}", ctx.errors);
+    assert!(ctx.errors[0].starts_with("storage.oss.accesskeyid: required"));
+    assert!(ctx.errors[4].starts_with("storage.oss.chunksize: 1024 is below"));
+}
+
+fn from_env(env: &[(&str, &str)]) -> DriverConfig {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let yaml = "version: 0.1\nstorage:\n  filesystem: {}\nhttp:\n  addr: :5000\n";
+    match crate::config::Config::parse(yaml, &env) {
+        Ok(loaded) => loaded.config.storage.driver,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn gcs_from_env_overrides() {
+    let driver = from_env(&[
+        ("REGISTRY_STORAGE", "gcs"),
+        ("REGISTRY_STORAGE_GCS_BUCKET", "reg"),
+        ("REGISTRY_STORAGE_GCS_ROOTDIRECTORY", "/r"),
+        ("REGISTRY_STORAGE_GCS_CHUNKSIZE", "1048576"),
+        ("REGISTRY_STORAGE_GCS_CREDENTIALS_TYPE", "service_account"),
+        ("REGISTRY_STORAGE_GCS_CREDENTIALS_CLIENT_EMAIL", "a@b"),
+        ("REGISTRY_STORAGE_GCS_CREDENTIALS_PRIVATE_KEY", "pem"),
+        ("REGISTRY_STORAGE_GCS_CREDENTIALS_PRIVATE_KEY_ID", "k1"),
+    ]);
+    let DriverConfig::Gcs(p) = driver else {
+        panic!("REGISTRY_STORAGE=gcs read as {driver:?}")
+    };
+    assert_eq!(
+        (p.bucket.as_str(), p.root_directory.as_str()),
+        ("reg", "/r")
+    );
+    assert_eq!(p.chunk_size, 1 << 20);
+    let json: serde_json::Value = serde_json::from_str(p.credentials.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"type": "service_account", "client_email": "a@b", "private_key": "pem", "private_key_id": "k1"})
+    );
+    let driver = from_env(&[
+        ("REGISTRY_STORAGE", "gcs"),
+        ("REGISTRY_STORAGE_GCS_BUCKET", "reg"),
+        ("REGISTRY_STORAGE_GCS_KEYFILE", "/secrets/key.json"),
+    ]);
+    let DriverConfig::Gcs(p) = driver else {
+        panic!("not gcs")
+    };
+    assert_eq!(p.keyfile.as_deref(), Some("/secrets/key.json"));
+}
+
+#[test]
+fn oss_from_env_overrides() {
+    let driver = from_env(&[
+        ("REGISTRY_STORAGE", "oss"),
+        ("REGISTRY_STORAGE_OSS_ACCESSKEYID", "AK"),
+        ("REGISTRY_STORAGE_OSS_ACCESSKEYSECRET", "SK"),
+        ("REGISTRY_STORAGE_OSS_REGION", "oss-cn-hangzhou"),
+        ("REGISTRY_STORAGE_OSS_BUCKET", "reg"),
+        ("REGISTRY_STORAGE_OSS_INTERNAL", "true"),
+        ("REGISTRY_STORAGE_OSS_SECURE", "false"),
+        ("REGISTRY_STORAGE_OSS_ENCRYPT", "true"),
+        ("REGISTRY_STORAGE_OSS_ENDPOINT", "reg.example.com"),
+        ("REGISTRY_STORAGE_OSS_CHUNKSIZE", "5242880"),
+        ("REGISTRY_STORAGE_OSS_ROOTDIRECTORY", "/r"),
+    ]);
+    let DriverConfig::Oss(p) = driver else {
+        panic!("REGISTRY_STORAGE=oss read as {driver:?}")
+    };
+    assert_eq!(p.access_key_secret, "SK");
+    assert_eq!(p.region, "oss-cn-hangzhou");
+    assert!(p.internal && !p.secure && p.encrypt);
+    assert_eq!(p.endpoint.as_deref(), Some("reg.example.com"));
+    assert_eq!((p.chunk_size, p.root_directory.as_str()), (5 << 20, "/r"));
 }
