@@ -7,6 +7,7 @@ pub mod certs;
 pub mod distribution;
 pub mod docker;
 pub mod garbage;
+pub mod gcs;
 pub mod moto;
 pub mod oci;
 pub mod podman;

@@ -16,6 +16,7 @@ mod clients;
 mod compat;
 mod crash;
 mod gc;
+mod gcs;
 mod health;
 mod metrics;
 mod notify;

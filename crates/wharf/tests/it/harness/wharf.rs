@@ -14,6 +14,8 @@ pub struct Wharf {
     extra_yaml: String,
     /// A whole config with `{root}` and `{port}` placeholders, replacing the default one.
     config_template: Option<String>,
+    /// Extra environment of the server process (e.g. `STORAGE_EMULATOR_HOST`).
+    envs: Vec<(String, String)>,
 }
 
 impl Wharf {
@@ -34,6 +36,7 @@ impl Wharf {
             dir,
             extra_yaml: extra_yaml.to_owned(),
             config_template: None,
+            envs: Vec::new(),
         };
         w.spawn();
         w
@@ -43,6 +46,11 @@ impl Wharf {
     /// section (e.g. deletes disabled); `{root}` and `{port}` are replaced by the storage root
     /// and the listen port.
     pub fn start_with_config(template: &str) -> Wharf {
+        Self::start_with_config_env(template, &[])
+    }
+
+    /// [`Wharf::start_with_config`] with extra environment variables for the server process.
+    pub fn start_with_config_env(template: &str, envs: &[(&str, &str)]) -> Wharf {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut w = Wharf {
             child: None,
@@ -50,6 +58,10 @@ impl Wharf {
             dir,
             extra_yaml: String::new(),
             config_template: Some(template.to_owned()),
+            envs: envs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         w.spawn();
         w
@@ -98,6 +110,7 @@ impl Wharf {
         let child = Command::new(server_program())
             .arg("serve")
             .arg(self.config_path())
+            .envs(self.envs.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone().expect("dup log")))
             .stderr(Stdio::from(log))
             .spawn()
