@@ -148,6 +148,14 @@ impl ObjectStore {
                 .disable_vm_metadata()
                 .disable_config_load()
         };
+        if let Some(url) = &emulator {
+            tracing::info!(%url, "gcs: STORAGE_EMULATOR_HOST is set; requests go unauthenticated to the emulator");
+        }
+        if params.redirect && signing_key.is_none() {
+            tracing::info!(
+                "gcs: no service-account private key to sign URLs with; blobs are served through wharf"
+            );
+        }
         let data = builder(&params, emulator.as_deref());
         let data = match (&emulator, &key) {
             (Some(_), _) => data
