@@ -19,6 +19,7 @@ mod gc;
 mod health;
 mod metrics;
 mod notify;
+mod reporting;
 mod s3;
 mod tls;
 mod token_server;
