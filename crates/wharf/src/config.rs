@@ -77,7 +77,7 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `middleware`: parsed, not run.
     pub middleware: MiddlewareConfig,
-    /// `reporting`: parsed, not sent.
+    /// `reporting`: Bugsnag and New Relic (`crate::reporting`).
     pub reporting: ReportingConfig,
     /// `http`: listener and response settings.
     pub http: HttpConfig,

@@ -20,7 +20,7 @@ pub struct LogConfig {
     pub fields: BTreeMap<String, String>,
     /// `accesslog.disabled`: turns off the per-request access log.
     pub access_log_disabled: bool,
-    /// `hooks`: distribution's log hooks (mail on error); parsed, not acted on yet.
+    /// `hooks`: distribution's log hooks (mail on chosen levels), sent by `crate::reporting`.
     pub hooks: Vec<LogHook>,
     /// `reportcaller`: add the source location to each line; parsed, not acted on yet.
     pub report_caller: bool,
@@ -173,7 +173,7 @@ pub struct Smtp {
         skip_serializing_if = "Option::is_none"
     )]
     pub password: Option<Secret>,
-    /// `insecure`: skip certificate checks at the relay.
+    /// `insecure`: talk plain SMTP (no STARTTLS), AUTH included; for relays on a trusted network.
     pub insecure: bool,
 }
 
