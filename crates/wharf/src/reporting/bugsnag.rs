@@ -283,4 +283,25 @@ mod tests {
         assert_eq!(e["device"]["hostname"], "h");
         assert_eq!(e["device"]["time"], "1970-01-01T00:00:00Z");
     }
+
+    #[test]
+    fn panics_are_queued_with_their_location_and_still_reach_the_old_hook() {
+        let (outbox, mut rx) = Outbox::new("test");
+        install_panic_hook(Arc::new(Notifier { outbox }));
+        let caught = std::panic::catch_unwind(|| panic!("boom {}", 42));
+        let _ = std::panic::take_hook();
+        assert!(caught.is_err());
+        // other tests may panic meanwhile: look for ours
+        let mut mine = None;
+        while let Ok(r) = rx.try_recv() {
+            if r.message == "boom 42" {
+                mine = Some(r);
+            }
+        }
+        let r = mine.expect("the panic was queued");
+        assert_eq!(r.error_class, "panic");
+        assert_eq!(r.reason, "unhandledPanic");
+        let (file, line) = r.location.expect("a location");
+        assert!(file.ends_with("bugsnag.rs") && line > 0, "{file}:{line}");
+    }
 }

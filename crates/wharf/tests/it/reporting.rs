@@ -383,9 +383,11 @@ async fn newrelic_exports_spans_with_the_license_key() {
     assert_no_secrets(&wharf.log(), "wharf's log");
 }
 
-/// distribution 3's way: no `tracing:` section, only the standard variables.
+/// distribution 3's way: no `tracing:` section, only the standard variables. The batch goes
+/// out every 5 s; wharf is stopped (SIGTERM) right after the requests, so the spans arrive only
+/// if the shutdown flushes them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn otel_variables_alone_turn_on_the_export() {
+async fn otel_variables_alone_turn_on_the_export_and_shutdown_flushes() {
     let sink = Sink::start().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let port = free_port();
@@ -395,22 +397,35 @@ async fn otel_variables_alone_turn_on_the_export() {
     let cfg = dir.path().join("config.yml");
     std::fs::write(&cfg, yaml).expect("write config");
     let log_path = dir.path().join("wharf.log");
-    let _wharf = spawn_with_env(
+    let mut wharf = spawn_with_env(
         &cfg,
         &log_path,
         &[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.url()),
             ("OTEL_SERVICE_NAME", "wharf-env".to_owned()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "200".to_owned()),
         ],
     );
     wait_for_port(port, Duration::from_secs(20), &log_path);
+    let started = Instant::now();
     traffic(&format!("http://127.0.0.1:{port}")).await;
+    let term = Command::new("kill")
+        .args(["-TERM", &wharf.0.id().to_string()])
+        .status()
+        .expect("kill -TERM");
+    assert!(term.success());
+    let exit = wharf.0.wait().expect("wait for wharf");
+    assert!(exit.success(), "{exit:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "stopped too late to tell a flush from the 5 s batch"
+    );
+    let got = sink.got.lock().expect("sink lock").clone();
     let needles = ["wharf-env", "GET tags"];
-    sink.wait_until("an export configured by OTEL_*", |all| {
-        all.iter().any(|r| is_trace_export(r, &needles))
-    })
-    .await;
+    assert!(
+        got.iter().any(|r| is_trace_export(r, &needles)),
+        "no export from the shutdown flush: {got:#?}\n{}",
+        std::fs::read_to_string(&log_path).unwrap_or_default()
+    );
 }
 
 /// A wharf process started by the test itself (the harness passes no environment).
