@@ -222,6 +222,11 @@ pub async fn track(State(r): State<Arc<Requests>>, req: Request, next: Next) -> 
         .unwrap_or(&full)
         .to_owned();
     let request_bytes = content_length(req.headers());
+    let parent = if r.tracers.is_empty() {
+        opentelemetry::Context::new()
+    } else {
+        otlp::parent_context(req.headers())
+    };
     let resp = next.run(req).await;
     let status = resp.status();
     let info = otlp::RequestInfo {
@@ -231,6 +236,7 @@ pub async fn track(State(r): State<Arc<Requests>>, req: Request, next: Next) -> 
         status: status.as_u16(),
         request_bytes,
         response_bytes: content_length(resp.headers()),
+        parent: &parent,
     };
     for t in &r.tracers {
         t.record(&info);

@@ -8,10 +8,12 @@
 use std::collections::HashMap;
 use std::time::SystemTime;
 
-use opentelemetry::KeyValue;
+use opentelemetry::propagation::{Extractor, TextMapPropagator as _};
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
+use opentelemetry::{Context, KeyValue};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::runtime::TokioCurrentThread;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
@@ -71,6 +73,26 @@ pub(crate) struct RequestInfo<'a> {
     pub(crate) status: u16,
     pub(crate) request_bytes: Option<u64>,
     pub(crate) response_bytes: Option<u64>,
+    /// The caller's span from a W3C `traceparent` header, if any.
+    pub(crate) parent: &'a Context,
+}
+
+/// The caller's trace context (W3C `traceparent`/`tracestate`), so wharf's span joins the
+/// client's trace; an empty context when the headers are absent or malformed.
+pub(crate) fn parent_context(headers: &http::HeaderMap) -> Context {
+    TraceContextPropagator::new().extract_with_context(&Context::new(), &Headers(headers))
+}
+
+struct Headers<'a>(&'a http::HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
 }
 
 /// The exporters `config` and `env` ask for.
@@ -221,7 +243,7 @@ impl Tracer {
             .with_kind(SpanKind::Server)
             .with_start_time(r.start)
             .with_attributes(attrs)
-            .start(&self.0);
+            .start_with_context(&self.0, r.parent);
         if r.status >= 500 {
             span.set_status(Status::error(format!("HTTP {}", r.status)));
         }

@@ -346,6 +346,14 @@ async fn tracing_section_exports_a_span_per_request_over_otlp() {
         sink.url()
     )));
     traffic(&wharf.url()).await;
+    // a caller's W3C trace context: wharf's span joins that trace
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    Client::new(&wharf.url())
+        .get("/v2/")
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .expect("request with traceparent");
     let mut needles = vec!["wharf-it", "traced/app", "http.route"];
     needles.extend(SPAN_NAMES);
     let got = sink
@@ -358,6 +366,15 @@ async fn tracing_section_exports_a_span_per_request_over_otlp() {
         .find(|r| is_trace_export(r, &needles))
         .expect("export");
     assert_eq!(export.headers["x-collector-token"], "tok");
+    let id: Vec<u8> = (0..trace_id.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&trace_id[i..i + 2], 16).expect("hex"))
+        .collect();
+    sink.wait_until("the caller's trace id", |all| {
+        all.iter()
+            .any(|r| r.body.windows(id.len()).any(|w| w == id.as_slice()))
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
