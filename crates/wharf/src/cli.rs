@@ -84,10 +84,20 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
             let loaded = load(config.as_ref())?;
-            logging::init(&loaded.config.log)?;
+            let otel: Vec<(String, String)> = std::env::vars()
+                .filter(|(k, _)| k.starts_with("OTEL_"))
+                .collect();
+            let mut reporting = crate::reporting::Reporting::start(&loaded.config, &otel)?;
+            logging::init(&loaded.config.log, reporting.take_layers())?;
             report(&loaded);
+            for note in reporting.notes() {
+                tracing::info!("reporting: {note}");
+            }
             tracing::info!(version = env!("CARGO_PKG_VERSION"), "starting wharf");
-            runtime()?.block_on(crate::server::serve(loaded.config))
+            let served =
+                runtime()?.block_on(crate::server::serve(loaded.config, reporting.requests()));
+            reporting.shutdown();
+            served
         }
         Command::GarbageCollect {
             dry_run,
@@ -97,7 +107,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             config,
         } => {
             let loaded = load(Some(&config))?;
-            logging::init(&loaded.config.log)?;
+            logging::init(&loaded.config.log, Vec::new())?;
             report(&loaded);
             let options = crate::gc::Options {
                 dry_run,

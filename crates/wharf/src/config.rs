@@ -23,6 +23,7 @@ mod reporting;
 mod schema;
 mod secret;
 mod storage;
+mod telemetry;
 mod token;
 mod tree;
 mod typed;
@@ -46,6 +47,7 @@ pub use redis::{RedisConfig, RedisPool, RedisTls};
 pub use reporting::{Bugsnag, NewRelic, ReportingConfig};
 pub use secret::Secret;
 pub use storage::{StorageConfig, UploadPurging};
+pub use telemetry::TracingConfig;
 pub use token::{AccessRule, RuleAction, RuleMatch, TokenServerConfig};
 pub use tree::Params;
 pub use validation::{
@@ -75,7 +77,7 @@ pub struct Config {
     pub auth: AuthConfig,
     /// `middleware`: parsed, not run.
     pub middleware: MiddlewareConfig,
-    /// `reporting`: parsed, not sent.
+    /// `reporting`: Bugsnag and New Relic (`crate::reporting`).
     pub reporting: ReportingConfig,
     /// `http`: listener and response settings.
     pub http: HttpConfig,
@@ -97,6 +99,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// `token`: wharf's built-in token server (wharf's addition, not a distribution key).
     pub token: Option<TokenServerConfig>,
+    /// `tracing`: OTLP trace export (wharf's addition, not a distribution key).
+    pub tracing: Option<TracingConfig>,
 }
 
 /// A configuration plus what the operator should read before it runs.
@@ -217,7 +221,10 @@ impl Config {
                 out.push(key.to_owned());
             }
         };
-        flag(!self.log.hooks.is_empty(), "log.hooks");
+        flag(
+            self.log.hooks.iter().any(|h| h.kind != "mail"),
+            "log.hooks (types other than mail)",
+        );
         flag(self.log.report_caller, "log.reportcaller");
         flag(
             self.storage.blob_descriptor_cache.as_deref() == Some("redis"),
@@ -229,14 +236,6 @@ impl Config {
         );
         flag(self.http.http2 != Http2Config::default(), "http.http2");
         flag(self.http.h2c != H2cConfig::default(), "http.h2c");
-        flag(
-            self.reporting.bugsnag != Bugsnag::default(),
-            "reporting.bugsnag",
-        );
-        flag(
-            self.reporting.new_relic != NewRelic::default(),
-            "reporting.newrelic",
-        );
         flag(self.redis != RedisConfig::default(), "redis");
         flag(self.proxy != ProxyConfig::default(), "proxy");
         flag(
@@ -323,6 +322,7 @@ fn build(root: &mut Node, env: &[(String, String)], ctx: &mut Ctx) -> Option<Con
     let validation = validation::from_node(section("validation"), ctx);
     let policy = ctx.typed(section("policy"), "policy");
     let token = token::from_node(section("token"), ctx);
+    let tracing = telemetry::from_node(section("tracing"), ctx);
     ctx.errors
         .extend(refusals(auth.as_ref(), http.as_ref().map(|h| &h.tls)));
     let mut catalog = catalog?;
@@ -346,6 +346,7 @@ fn build(root: &mut Node, env: &[(String, String)], ctx: &mut Ctx) -> Option<Con
         validation: validation?,
         policy: policy?,
         token: token?,
+        tracing: tracing?,
     })
 }
 
@@ -481,6 +482,9 @@ impl Serialize for Config {
         }
         if let Some(token) = &self.token {
             map.serialize_entry("token", token)?;
+        }
+        if let Some(tracing) = &self.tracing {
+            map.serialize_entry("tracing", tracing)?;
         }
         map.end()
     }

@@ -14,6 +14,7 @@ pub mod health;
 pub mod metrics;
 pub mod notify;
 pub mod registry;
+pub mod reporting;
 pub mod rfc3339;
 pub mod server;
 pub mod tls;

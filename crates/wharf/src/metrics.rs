@@ -45,7 +45,7 @@ pub struct Metrics {
 }
 
 /// The route label: the spec endpoint, never the repository name (unbounded cardinality).
-fn route_label(path: &str) -> &'static str {
+pub(crate) fn route_label(path: &str) -> &'static str {
     match Route::parse(path) {
         Ok(Route::Base) => "base",
         Ok(Route::Catalog) => "catalog",

@@ -124,12 +124,19 @@ fn tcp_addr(addr: &str) -> String {
 }
 
 /// Serves until SIGTERM or SIGINT, then drains in-flight requests for up to `http.draintimeout`.
-pub async fn serve(config: Config) -> anyhow::Result<()> {
+/// `requests` adds the per-request reporting (OTLP spans, Bugsnag on 5xx) when configured.
+pub async fn serve(
+    config: Config,
+    requests: Option<Arc<crate::reporting::Requests>>,
+) -> anyhow::Result<()> {
     let registry = build_registry(&config).await?;
     let registry = crate::notify::attach(registry, &config)?;
     spawn_upload_purging(&registry, &config);
-    let app =
+    let mut app =
         crate::debug_server::start(app(registry.clone(), &config)?, &registry, &config).await?;
+    if let Some(r) = requests {
+        app = app.layer(middleware::from_fn_with_state(r, crate::reporting::track));
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut wait_rx = stop_rx.clone();
     let shutdown = async move {

@@ -4,12 +4,17 @@
 use std::io::Write;
 
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::{LogConfig, LogFormatter, LogLevel};
+use crate::reporting::BoxedLayer;
 
-/// Installs the global subscriber; `RUST_LOG` overrides `log.level` for debugging.
-pub fn init(log: &LogConfig) -> anyhow::Result<()> {
+/// Installs the global subscriber; `RUST_LOG` overrides `log.level` for debugging. `hooks` are
+/// the reporting layers (mail, Bugsnag), each filtered by its own levels, not by `log.level`.
+pub fn init(log: &LogConfig, hooks: Vec<BoxedLayer>) -> anyhow::Result<()> {
     let level = match log.level {
         LogLevel::Error => "error",
         LogLevel::Warn => "warn",
@@ -20,16 +25,20 @@ pub fn init(log: &LogConfig) -> anyhow::Result<()> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let json = matches!(log.formatter, LogFormatter::Json | LogFormatter::Logstash);
     let writer = FieldsWriter::new(&log.fields, json);
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    let result = if json {
-        builder.json().flatten_event(true).try_init()
+    let fmt: BoxedLayer = if json {
+        fmt.json().flatten_event(true).boxed()
     } else {
-        builder.try_init()
+        fmt.boxed()
     };
-    result.map_err(|e| anyhow::anyhow!("installing the logger: {e}"))
+    let mut layers = vec![fmt.with_filter(filter).boxed()];
+    layers.extend(hooks);
+    tracing_subscriber::registry()
+        .with(layers)
+        .try_init()
+        .map_err(|e| anyhow::anyhow!("installing the logger: {e}"))
 }
 
 /// Writes each formatted event to stderr with `log.fields` added: as leading keys of the JSON

@@ -20,7 +20,7 @@ pub struct LogConfig {
     pub fields: BTreeMap<String, String>,
     /// `accesslog.disabled`: turns off the per-request access log.
     pub access_log_disabled: bool,
-    /// `hooks`: distribution's log hooks (mail on error); parsed, not acted on yet.
+    /// `hooks`: distribution's log hooks (mail on chosen levels), sent by `crate::reporting`.
     pub hooks: Vec<LogHook>,
     /// `reportcaller`: add the source location to each line; parsed, not acted on yet.
     pub report_caller: bool,
@@ -173,7 +173,7 @@ pub struct Smtp {
         skip_serializing_if = "Option::is_none"
     )]
     pub password: Option<Secret>,
-    /// `insecure`: skip certificate checks at the relay.
+    /// `insecure`: talk plain SMTP (no STARTTLS), AUTH included; for relays on a trusted network.
     pub insecure: bool,
 }
 
@@ -205,6 +205,7 @@ pub(crate) fn from_node(log: &Node, loglevel: Option<&Node>, ctx: &mut Ctx) -> O
         let old: LogLevel = ctx.typed(node, "loglevel")?;
         level.get_or_insert(old);
     }
+    check_hooks(&raw.hooks, ctx);
     let fields = raw
         .fields
         .into_iter()
@@ -223,6 +224,36 @@ pub(crate) fn from_node(log: &Node, loglevel: Option<&Node>, ctx: &mut Ctx) -> O
         hooks: raw.hooks,
         report_caller: raw.reportcaller,
     })
+}
+
+/// What an enabled mail hook needs before it can send anything, reported at load time so
+/// `wharf config check` catches it too.
+fn check_hooks(hooks: &[LogHook], ctx: &mut Ctx) {
+    for (i, hook) in hooks.iter().enumerate() {
+        if hook.disabled || hook.kind != "mail" {
+            continue;
+        }
+        if hook.levels.is_empty() {
+            ctx.error(format!(
+                "log.hooks[{i}].levels: at least one level is required"
+            ));
+        }
+        for level in hook.levels.iter().filter(|l| LogLevel::parse(l).is_none()) {
+            ctx.error(format!(
+                "log.hooks[{i}].levels: unknown level {level:?} (panic, fatal, error, warn, info, debug, trace)"
+            ));
+        }
+        let o = &hook.options;
+        for (key, missing) in [
+            ("options.smtp.addr", o.smtp.addr.trim().is_empty()),
+            ("options.from", o.from.trim().is_empty()),
+            ("options.to", o.to.is_empty()),
+        ] {
+            if missing {
+                ctx.error(format!("log.hooks[{i}].{key} is required"));
+            }
+        }
+    }
 }
 
 impl Serialize for LogConfig {
@@ -329,5 +360,24 @@ mod tests {
             Some("password")
         );
         assert!(format!("{log:?}").contains("password: Some(*****)"));
+    }
+
+    #[test]
+    fn enabled_mail_hooks_are_checked_at_load() {
+        let (log, ctx) = read(
+            "hooks:\n  - type: mail\n    levels: [error, loud]\n    options:\n      from: a@b\n",
+            None,
+        );
+        assert!(log.is_some());
+        assert_eq!(
+            ctx.errors,
+            [
+                "log.hooks[0].levels: unknown level \"loud\" (panic, fatal, error, warn, info, debug, trace)",
+                "log.hooks[0].options.smtp.addr is required",
+                "log.hooks[0].options.to is required",
+            ]
+        );
+        let (_, ctx) = read("hooks:\n  - type: mail\n    disabled: true\n", None);
+        assert!(ctx.errors.is_empty(), "{:?}", ctx.errors);
     }
 }

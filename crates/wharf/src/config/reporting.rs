@@ -1,4 +1,5 @@
-//! `reporting:`: distribution 2.x error reporting to Bugsnag and New Relic (not sent).
+//! `reporting:`: distribution 2.x error reporting to Bugsnag and New Relic, sent by
+//! `crate::reporting` (New Relic as OTLP traces to its OTLP endpoint, not through the Go agent).
 
 use serde::{Deserialize, Serialize};
 
@@ -46,6 +47,9 @@ pub struct NewRelic {
     pub license_key: Option<Secret>,
     /// `name`: application name.
     pub name: String,
-    /// `verbose`: agent debug output.
+    /// `verbose`: log each export at info instead of debug.
     pub verbose: bool,
+    /// `endpoint`: wharf's addition, the OTLP base URL (default New Relic's US endpoint
+    /// `https://otlp.nr-data.net:4318`; the EU region is `https://otlp.eu01.nr-data.net:4318`).
+    pub endpoint: String,
 }

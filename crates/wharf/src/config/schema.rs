@@ -108,7 +108,13 @@ const REPORTING: &[Field] = &[
     g(
         "newrelic",
         "NewRelic",
-        Struct(&[f("licensekey", Leaf), f("name", Leaf), f("verbose", Leaf)]),
+        Struct(&[
+            f("licensekey", Leaf),
+            f("name", Leaf),
+            f("verbose", Leaf),
+            // wharf's addition: where the OTLP export goes (EU region, tests)
+            f("endpoint", Leaf),
+        ]),
     ),
 ];
 
@@ -352,6 +358,23 @@ pub(crate) static ROOT: Kind = Struct(&[
     ),
     // wharf's own section: the built-in token server
     f("token", Struct(TOKEN)),
+    // wharf's own section: OTLP trace export
+    f(
+        "tracing",
+        Struct(&[
+            f("enabled", Leaf),
+            f("endpoint", Leaf),
+            f(
+                "headers",
+                Kind::Map {
+                    elem: &Leaf,
+                    shorthand: false,
+                },
+            ),
+            f("servicename", Leaf),
+            f("samplingratio", Leaf),
+        ]),
+    ),
 ]);
 
 const TOKEN: &[Field] = &[

@@ -20,6 +20,7 @@ mod gcs;
 mod health;
 mod metrics;
 mod notify;
+mod reporting;
 mod s3;
 mod tls;
 mod token_server;
