@@ -6,6 +6,7 @@
 set -euo pipefail
 
 packages=(docker.io busybox-static skopeo podman umoci docker-registry buildah wrk nginx-light)
+packages+=(pebble) # ACME test CA for it/acme.rs
 
 missing=()
 for p in "${packages[@]}"; do

@@ -9,6 +9,7 @@ pub mod docker;
 pub mod garbage;
 pub mod moto;
 pub mod oci;
+pub mod pebble;
 pub mod podman;
 pub mod skopeo;
 pub mod wharf;

@@ -14,6 +14,8 @@ pub struct Wharf {
     extra_yaml: String,
     /// A whole config with `{root}` and `{port}` placeholders, replacing the default one.
     config_template: Option<String>,
+    /// Extra environment of the server process (e.g. `SSL_CERT_FILE`).
+    env: Vec<(String, String)>,
 }
 
 impl Wharf {
@@ -34,6 +36,7 @@ impl Wharf {
             dir,
             extra_yaml: extra_yaml.to_owned(),
             config_template: None,
+            env: Vec::new(),
         };
         w.spawn();
         w
@@ -50,6 +53,26 @@ impl Wharf {
             dir,
             extra_yaml: String::new(),
             config_template: Some(template.to_owned()),
+            env: Vec::new(),
+        };
+        w.spawn();
+        w
+    }
+
+    /// Like [`Wharf::start_with_config`] on a given port (chosen with [`super::free_port`]
+    /// before a peer that must know it, e.g. pebble) and with extra environment variables.
+    pub fn start_on(port: u16, template: &str, env: &[(&str, &str)]) -> Wharf {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = Wharf {
+            child: None,
+            port,
+            dir,
+            extra_yaml: String::new(),
+            config_template: Some(template.to_owned()),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
         };
         w.spawn();
         w
@@ -98,6 +121,7 @@ impl Wharf {
         let child = Command::new(server_program())
             .arg("serve")
             .arg(self.config_path())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(log.try_clone().expect("dup log")))
             .stderr(Stdio::from(log))
             .spawn()
