@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use reqwest::StatusCode;
 
 use crate::harness::pebble::Pebble;
+use crate::harness::skopeo::{MultiArchLayout, Skopeo};
 use crate::harness::{Wharf, free_port};
 
 /// The name ordered: pebble resolves it with the system resolver to 127.0.0.1.
@@ -192,4 +193,74 @@ async fn acme_restart_serves_the_cached_certificate_without_a_new_order() {
         wharf.log()
     );
     assert!(!wharf.log().contains("could not obtain"), "{}", wharf.log());
+}
+
+#[tokio::test]
+async fn acme_renews_in_the_background_and_serves_the_old_certificate_meanwhile() {
+    let port = free_port();
+    // 30 s certificates: renewal is due when a third of the lifetime (10 s) remains.
+    let Some(pebble) = Pebble::start_with_validity(port, Some(Duration::from_secs(30))) else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let wharf = start_wharf(port, &pebble, cache.path());
+    let root = pebble.issuing_root().await;
+    let log = || format!("{}\npebble log:\n{}", wharf.log(), pebble.log());
+    let client = client(&root, HOST, port);
+    let first = describe(&served_leaf(&client, port, Duration::from_secs(60), &log).await).2;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        // Every request in between is served, by the old certificate or the new one (a new
+        // client each time: a resumed TLS session would report the certificate it began with).
+        let client = self::client(&root, HOST, port);
+        let serial = describe(&served_leaf(&client, port, Duration::ZERO, &log).await).2;
+        if serial != first {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not renewed in time:\n{}", log());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(wharf.log().contains("renewed=true"), "{}", log());
+}
+
+#[tokio::test]
+async fn acme_skopeo_pushes_and_pulls_trusting_only_the_pebble_root() {
+    let Some(skopeo) = Skopeo::get() else { return };
+    let port = free_port();
+    let Some(pebble) = Pebble::start(port) else {
+        return;
+    };
+    let cache = tempfile::tempdir().unwrap();
+    let wharf = start_wharf(port, &pebble, cache.path());
+    let root = pebble.issuing_root().await;
+    let log = || format!("{}\npebble log:\n{}", wharf.log(), pebble.log());
+    served_leaf(
+        &client(&root, HOST, port),
+        port,
+        Duration::from_secs(60),
+        &log,
+    )
+    .await;
+    let certs = tempfile::tempdir().unwrap();
+    std::fs::write(certs.path().join("ca.crt"), &root).unwrap();
+    let cert_dir = certs.path().to_string_lossy().into_owned();
+    let src = tempfile::tempdir().unwrap();
+    let layout = MultiArchLayout::write(src.path(), "v1", "acme");
+    let dest = format!("docker://{HOST}:{port}/acme/skopeo:v1");
+    let refused = skopeo.run(&["copy", "--all", &layout.reference(), &dest]);
+    assert!(
+        !refused.success(),
+        "copied without trusting pebble: {refused}"
+    );
+    assert!(refused.all_output().contains("certificate"), "{refused}");
+    skopeo.ok(&[
+        "copy",
+        "--all",
+        "--dest-cert-dir",
+        &cert_dir,
+        &layout.reference(),
+        &dest,
+    ]);
+    let raw = skopeo.ok(&["inspect", "--raw", "--cert-dir", &cert_dir, &dest]);
+    assert!(raw.stdout.contains(&layout.platforms[0].manifest), "{raw}");
 }

@@ -245,3 +245,63 @@ pub fn challenge_certificate(
 pub fn rfc3339(t: SystemTime) -> String {
     crate::rfc3339::seconds(t)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn self_signed(names: &[&str]) -> String {
+        let key = KeyPair::generate().unwrap();
+        let names = names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>();
+        let cert = CertificateParams::new(names)
+            .unwrap()
+            .self_signed(&key)
+            .unwrap();
+        format!("{}{}", key.serialize_pem(), cert.pem())
+    }
+
+    #[test]
+    fn renewal_is_due_30_days_before_expiry_or_at_a_third_of_short_lifetimes() {
+        let start = UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let day = Duration::from_secs(24 * 3600);
+        let served = |days: u32| Served {
+            key: parse("a.test", self_signed(&["a.test"]).as_bytes())
+                .unwrap()
+                .key,
+            not_before: start,
+            not_after: start + day * days,
+        };
+        assert_eq!(served(90).renew_at(), start + day * 60);
+        assert_eq!(served(6).renew_at(), start + day * 4);
+    }
+
+    #[test]
+    fn cache_round_trip_checks_the_name_and_takes_autocert_sec1_account_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("acme").to_string_lossy()).unwrap();
+        assert!(store.load("a.test").unwrap().is_none());
+        store.save("a.test", &self_signed(&["a.test"])).unwrap();
+        assert!(store.load("a.test").unwrap().is_some());
+        let e = store.save("b.test", &self_signed(&["a.test"])).unwrap_err();
+        assert!(e.to_string().contains("not b.test"), "{e}");
+
+        // autocert writes the account key as SEC1 `EC PRIVATE KEY`.
+        let pair = aws_lc_rs::signature::EcdsaKeyPair::generate(
+            &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        )
+        .unwrap();
+        let sec1 =
+            aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::EcPrivateKeyRfc5915Der<'_>>::as_der(
+                &pair.private_key(),
+            )
+            .unwrap();
+        store
+            .write(
+                ACCOUNT_KEY,
+                pem_encode("EC PRIVATE KEY", sec1.as_ref()).as_bytes(),
+            )
+            .unwrap();
+        let (_, der) = store.account_key().unwrap();
+        assert!(matches!(der, PrivateKeyDer::Pkcs8(_)));
+    }
+}

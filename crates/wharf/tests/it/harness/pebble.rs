@@ -17,12 +17,19 @@ pub struct Pebble {
     tls_port: u16,
     pki: Pki,
     dir: tempfile::TempDir,
+    validity: Option<Duration>,
 }
 
 impl Pebble {
     /// Starts pebble validating TLS-ALPN-01 (and HTTP-01) on 127.0.0.1-resolving names at
     /// `tls_port`; `None` when pebble is missing on a laptop (panics under CI).
     pub fn start(tls_port: u16) -> Option<Pebble> {
+        Self::start_with_validity(tls_port, None)
+    }
+
+    /// Like [`Pebble::start`], issuing certificates valid for `validity` (pebble's
+    /// `certificateValidityPeriod`; its default is five years) to exercise renewal.
+    pub fn start_with_validity(tls_port: u16, validity: Option<Duration>) -> Option<Pebble> {
         require("pebble")?;
         let mut p = Pebble {
             child: None,
@@ -31,6 +38,7 @@ impl Pebble {
             tls_port,
             pki: Pki::new(&["127.0.0.1", "localhost"]),
             dir: tempfile::tempdir().expect("tempdir"),
+            validity,
         };
         p.spawn();
         Some(p)
@@ -85,7 +93,7 @@ impl Pebble {
     }
 
     fn spawn(&mut self) {
-        let config = serde_json::json!({
+        let mut config = serde_json::json!({
             "pebble": {
                 "listenAddress": format!("127.0.0.1:{}", self.port),
                 "managementListenAddress": format!("127.0.0.1:{}", self.management_port),
@@ -97,6 +105,9 @@ impl Pebble {
                 "externalAccountBindingRequired": false,
             }
         });
+        if let Some(validity) = self.validity {
+            config["pebble"]["certificateValidityPeriod"] = validity.as_secs().into();
+        }
         let config_path = self.dir.path().join("pebble-config.json");
         std::fs::write(&config_path, config.to_string()).expect("write pebble config");
         let log = std::fs::File::create(self.log_path()).expect("pebble log");
