@@ -264,3 +264,44 @@ async fn acme_skopeo_pushes_and_pulls_trusting_only_the_pebble_root() {
     let raw = skopeo.ok(&["inspect", "--raw", "--cert-dir", &cert_dir, &dest]);
     assert!(raw.stdout.contains(&layout.platforms[0].manifest), "{raw}");
 }
+
+#[tokio::test]
+async fn acme_unreachable_ca_is_logged_and_retried_with_backoff() {
+    let port = free_port();
+    let closed = free_port();
+    let cache = tempfile::tempdir().unwrap();
+    let wharf = Wharf::start_on(
+        port,
+        &format!(
+            "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {{root}}\nhttp:\n  addr: 127.0.0.1:{{port}}\n  tls:\n    letsencrypt:\n      cachefile: {}\n      hosts: [{HOST}]\n      directoryurl: https://127.0.0.1:{closed}/dir\n",
+            cache.path().display()
+        ),
+        &[],
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while wharf
+        .log()
+        .matches("could not obtain a certificate")
+        .count()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "no retry:\n{}", wharf.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let log = wharf.log();
+    assert!(
+        log.contains("retry_in=5s") && log.contains("retry_in=10s"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+    // Still up, and without a certificate the handshake fails instead of serving plain HTTP.
+    let no_cert = reqwest::Client::builder()
+        .resolve(HOST, SocketAddr::from(([127, 0, 0, 1], port)))
+        .build()
+        .unwrap()
+        .get(format!("https://{HOST}:{port}/v2/"))
+        .send()
+        .await;
+    assert!(no_cert.is_err(), "{no_cert:?}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+}
