@@ -54,7 +54,9 @@ fn err(key: &'static str, reason: impl Into<String>) -> TlsError {
     }
 }
 
-/// The acceptor `http.tls` asks for, or `None` when TLS is not configured.
+/// The acceptor `http.tls` asks for, or `None` when TLS is not configured. With `letsencrypt`
+/// the certificates come from an [`acme::Manager`], whose ordering task is spawned on the
+/// current tokio runtime.
 pub fn acceptor(http: &HttpConfig) -> Result<Option<TlsAcceptor>, TlsError> {
     let tls = &http.tls;
     if !tls.is_requested() {
