@@ -8,6 +8,7 @@ set -euo pipefail
 packages=(docker.io busybox-static skopeo podman umoci docker-registry buildah wrk nginx-light openssl)
 # reporting tests: the SMTP relay that receives log.hooks mail (for /usr/bin/python3)
 packages+=(python3-aiosmtpd)
+packages+=(pebble) # ACME test CA for it/acme.rs
 
 missing=()
 for p in "${packages[@]}"; do

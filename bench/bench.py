@@ -8,6 +8,7 @@ number. Run through `bench/run.sh`, which builds wharf first.
 """
 
 import argparse
+import base64
 import concurrent.futures as futures
 import hashlib
 import http.client
@@ -74,7 +75,7 @@ class Server:
         )
         self.peak_kib = 0
 
-    def wait_ready(self, path="/v2/", timeout=30):
+    def wait_ready(self, path="/v2/", timeout=30, ready=(200,)):
         deadline = time.time() + timeout
         while time.time() < deadline:
             check(self.proc.poll() is None, f"{self.name} exited with {self.proc.returncode}")
@@ -84,7 +85,7 @@ class Server:
                 r = c.getresponse()
                 r.read()
                 c.close()
-                if r.status == 200:
+                if r.status in ready:
                     return
             except OSError:
                 pass
@@ -124,7 +125,7 @@ class Server:
                 self.proc.wait()
 
 
-def registry_config(root, port):
+def registry_config(root, port, extra=""):
     # The same file for both; accesslog off and level warn so neither pays for request logging.
     return (
         "version: 0.1\n"
@@ -133,21 +134,27 @@ def registry_config(root, port):
         "  delete:\n    enabled: true\n"
         "  maintenance:\n    uploadpurging:\n      enabled: false\n"
         f"http:\n  addr: 127.0.0.1:{port}\n"
+        + extra
     )
 
 
-def start_registry(name, argv0, work):
-    home = os.path.join(work, name)
-    root = os.path.join(home, "root")
-    os.makedirs(root)
+def start_registry(name, argv0, work, root=None, htpasswd=None):
+    """A registry on a fresh root, or on `root` (shared, read-only use) with htpasswd auth."""
+    home = os.path.join(work, name + ("-htpasswd" if htpasswd else ""))
+    os.makedirs(home)
+    if root is None:
+        root = os.path.join(home, "root")
+        os.makedirs(root)
     port = free_port()
+    extra = f"auth:\n  htpasswd:\n    realm: bench\n    path: {htpasswd}\n" if htpasswd else ""
     cfg = os.path.join(home, "config.yml")
     with open(cfg, "w") as f:
-        f.write(registry_config(root, port))
+        f.write(registry_config(root, port, extra))
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
     env.setdefault("RUST_LOG", "warn")
     s = Server(name, argv0 + [cfg], port, env=env, log=os.path.join(home, "log.txt"))
-    s.wait_ready()
+    s.root = root
+    s.wait_ready(ready=(401,) if htpasswd else (200,))
     return s
 
 
@@ -640,6 +647,47 @@ class Bench:
                     prow.values.setdefault(n, []).append(v)
             self.rows.append(prow)
 
+    def htpasswd_row(self, argv0s):
+        """manifest GET by tag with `auth: htpasswd` on both, the same bcrypt file (cost 5, as
+        `htpasswd -B`) and the same storage roots as the open servers; wrk sends Basic auth."""
+        user, password = "bench", "bench-password"
+        line = subprocess.run([self.a.wharf, "htpasswd", "-Bbn", user, password], check=True,
+                              capture_output=True, text=True).stdout
+        path = os.path.join(self.work, "htpasswd")
+        with open(path, "w") as f:
+            f.write(line)
+        basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        open_servers = self.servers
+        auth = {}
+        try:
+            for name, s in open_servers.items():
+                auth[name] = start_registry(name, argv0s[name], self.work, root=s.root,
+                                            htpasswd=path)
+            for name, s in auth.items():
+                cl = Client(s.host)
+                cl.request("GET", "/v2/z/tags/manifests/latest", expect=(401,))
+                _, got = cl.request("GET", "/v2/z/tags/manifests/latest",
+                                    headers={"Accept": DOCKER_MANIFEST, "Authorization": basic})
+                digest = "sha256:" + hashlib.sha256(got).hexdigest()
+                check(digest == self.hot[name][0], f"{name} (htpasswd): manifest GET wrong bytes")
+                cl.request("GET", "/v2/", headers={"Authorization": "Basic Ym9ndXM6eA=="},
+                           expect=(401,))
+                cl.close()
+            self.servers = auth
+            row = Row("manifest GET by tag, htpasswd auth, wrk 64 connections", "req/s")
+            secs = self.a.wrk_seconds
+
+            def run(s, rep):
+                rps, _ = run_wrk(f"http://{s.host}/v2/z/tags/manifests/latest", secs, 64,
+                                 [f"Accept: {DOCKER_MANIFEST}", f"Authorization: {basic}"])
+                return rps
+
+            self.measure(row, run)
+        finally:
+            self.servers = open_servers
+            for s in auth.values():
+                s.stop()
+
     def tag_lists(self):
         count = self.a.manifests
         reqs = self.a.list_reqs
@@ -828,6 +876,7 @@ def main():
         b.concurrent_pulls(nginx)
         b.manifest_puts()
         b.wrk_rows()
+        b.htpasswd_row({"wharf": [a.wharf, "serve"], a.name: [a.distribution, "serve"]})
         b.tag_lists()
         b.catalog()
 

@@ -177,6 +177,38 @@ pub fn configured(config: &Config) -> Result<Option<Arc<dyn AccessController>>, 
     }
 }
 
+/// Why a `token:` section probably does not protect the registry (a start-up warning): `auth:`
+/// is another scheme, or a token realm that does not point at the built-in `/auth/token`.
+pub fn token_section_warning(config: &Config) -> Option<String> {
+    config.token.as_ref()?;
+    let path = token_server::token_path(&config.http.prefix);
+    match &config.auth {
+        AuthConfig::None => None,
+        AuthConfig::Token(t) => {
+            let realm_path = if t.auto_redirect {
+                t.auto_redirect_path.clone()
+            } else {
+                t.realm
+                    .parse::<http::Uri>()
+                    .map(|u| u.path().to_owned())
+                    .unwrap_or_default()
+            };
+            (realm_path.trim_end_matches('/') != path).then(|| {
+                format!(
+                    "token: the built-in token server answers at {path}, but auth.token.realm ({}) \
+                     points elsewhere; clients will not fetch their tokens from it",
+                    t.realm
+                )
+            })
+        }
+        other => Some(format!(
+            "token: the built-in token server answers at {path}, but auth is {}, not token; \
+             the registry will not accept the tokens it issues",
+            other.scheme().unwrap_or("unknown")
+        )),
+    }
+}
+
 /// The credentials of an `Authorization: <scheme> <value>` header, scheme matched
 /// case-insensitively as RFC 7235 says.
 pub(crate) fn credentials<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'h str> {
@@ -186,4 +218,30 @@ pub(crate) fn credentials<'h>(headers: &'h HeaderMap, scheme: &str) -> Option<&'
         .eq_ignore_ascii_case(scheme)
         .then(|| rest.trim())
         .filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn warning(extra: &str) -> Option<String> {
+        let yaml = format!(
+            "version: 0.1\nstorage: inmemory\nhttp:\n  prefix: /reg/\ntoken:\n  issuer: wharf\n  service: reg\n  signingkey: /k\n{extra}"
+        );
+        let config = Config::parse(&yaml, &[]).unwrap().config;
+        token_section_warning(&config)
+    }
+
+    #[test]
+    fn a_token_section_not_used_by_auth_is_warned_about() {
+        assert_eq!(warning(""), None, "token: alone protects the registry");
+        let w = warning("auth:\n  htpasswd:\n    realm: r\n    path: /h\n").unwrap();
+        assert!(w.contains("auth is htpasswd, not token"), "{w}");
+        let ours = "auth:\n  token:\n    realm: https://r.example/reg/auth/token\n    service: reg\n    issuer: wharf\n    rootcertbundle: /c\n";
+        assert_eq!(warning(ours), None);
+        let w = warning(&ours.replace("/reg/auth/token", "/auth/token")).unwrap();
+        assert!(w.contains("answers at /reg/auth/token"), "{w}");
+        let redirect = "auth:\n  token:\n    realm: x\n    service: reg\n    issuer: wharf\n    rootcertbundle: /c\n    autoredirect: true\n    autoredirectpath: /reg/auth/token/\n";
+        assert_eq!(warning(redirect), None);
+    }
 }

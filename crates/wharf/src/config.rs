@@ -194,7 +194,8 @@ impl Config {
     }
 
     /// Problems that forbid running this configuration even though every value parsed:
-    /// an unknown auth scheme, or Let's Encrypt, which wharf cannot provide yet.
+    /// an unknown auth scheme, or TLS asked for without a certificate pair or a complete
+    /// `letsencrypt` section (wharf never falls back to plain HTTP).
     pub fn validate(&self) -> Result<(), ConfigError> {
         let problems = refusals(Some(&self.auth), Some(&self.http.tls));
         if problems.is_empty() {
@@ -369,12 +370,33 @@ fn refusals(auth: Option<&AuthConfig>, tls: Option<&TlsConfig>) -> Vec<String> {
                 .to_owned(),
         );
     }
-    if tls.is_some_and(|t| t.lets_encrypt != LetsEncrypt::default()) {
+    if let Some(t) = tls.filter(|t| t.lets_encrypt != LetsEncrypt::default()) {
+        problems.extend(lets_encrypt_problems(t));
+    }
+    problems
+}
+
+/// `http.tls.letsencrypt` needs a cache directory and names, and excludes a certificate pair
+/// (distribution: "cannot specify both certificate and Let's Encrypt").
+fn lets_encrypt_problems(tls: &TlsConfig) -> Vec<String> {
+    let le = &tls.lets_encrypt;
+    let mut problems = Vec::new();
+    if le.cache_file.trim().is_empty() {
         problems.push(
-            "http.tls.letsencrypt: ACME is not built into wharf yet, and wharf will not serve plain HTTP \
-             when TLS is configured; use http.tls.certificate and http.tls.key (e.g. from certbot)"
+            "http.tls.letsencrypt.cachefile: required (the directory keeping the ACME account key and \
+             certificates); wharf will not serve plain HTTP when TLS is configured"
                 .to_owned(),
         );
+    }
+    if le.hosts.iter().all(|h| h.trim().is_empty()) {
+        problems.push(
+            "http.tls.letsencrypt.hosts: at least one name is required; certificates are ordered and \
+             served only for these names"
+                .to_owned(),
+        );
+    }
+    if !tls.certificate.trim().is_empty() || !tls.key.trim().is_empty() {
+        problems.push("http.tls: certificate/key and letsencrypt cannot both be set".to_owned());
     }
     problems
 }

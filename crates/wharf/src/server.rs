@@ -77,11 +77,14 @@ pub fn app(registry: Registry, config: &Config) -> anyhow::Result<axum::Router> 
         extra_headers,
         auth: crate::auth::configured(config)?,
     };
+    if let Some(warning) = crate::auth::token_section_warning(config) {
+        tracing::warn!("{warning}");
+    }
     let mut app = axum::Router::new();
     if let Some(token) = &config.token {
         let secret = config.http.secret.as_ref().map(|s| s.expose());
         let server = crate::auth::token_server::TokenServer::new(token, secret)?;
-        app = app.merge(Arc::new(server).routes());
+        app = app.merge(Arc::new(server).routes(&config.http.prefix));
     }
     let mut app = app.fallback(router::handle).with_state(Arc::new(api));
     if !config.log.access_log_disabled {

@@ -5,7 +5,10 @@
 //! `ciphersuites` (Go names). rustls offers only TLS 1.2 and 1.3 with AEAD suites, so older
 //! versions and CBC/RC4/3DES suites are named in a warning and left out. A client speaking
 //! plain HTTP to the TLS port gets Go's `400 Client sent an HTTP request to an HTTPS server`.
-//! `letsencrypt` is refused by the configuration. Depends on the config and the axum app only.
+//! `letsencrypt` (ACME, TLS-ALPN-01) lives in [`acme`]. Depends on the config and the axum app
+//! only.
+
+pub mod acme;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -51,26 +54,18 @@ fn err(key: &'static str, reason: impl Into<String>) -> TlsError {
     }
 }
 
-/// The acceptor `http.tls` asks for, or `None` when TLS is not configured.
+/// The acceptor `http.tls` asks for, or `None` when TLS is not configured. With `letsencrypt`
+/// the certificates come from an [`acme::Manager`], whose ordering task is spawned on the
+/// current tokio runtime.
 pub fn acceptor(http: &HttpConfig) -> Result<Option<TlsAcceptor>, TlsError> {
     let tls = &http.tls;
     if !tls.is_requested() {
         return Ok(None);
     }
-    if tls.certificate.is_empty() || tls.key.is_empty() {
+    let acme = !tls.lets_encrypt.cache_file.trim().is_empty();
+    if !acme && (tls.certificate.is_empty() || tls.key.is_empty()) {
         return Err(err("certificate", "certificate and key are both required"));
     }
-    let certs = CertificateDer::pem_file_iter(&tls.certificate)
-        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| err("certificate", format!("{}: {e}", tls.certificate)))?;
-    if certs.is_empty() {
-        return Err(err(
-            "certificate",
-            format!("{}: no certificate found", tls.certificate),
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_file(&tls.key)
-        .map_err(|e| err("key", format!("{}: {e}", tls.key)))?;
     let provider = Arc::new(CryptoProvider {
         cipher_suites: cipher_suites(&tls.cipher_suites)?,
         ..rustls::crypto::aws_lc_rs::default_provider()
@@ -87,15 +82,47 @@ pub fn acceptor(http: &HttpConfig) -> Result<Option<TlsAcceptor>, TlsError> {
             provider,
         )?)
     };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| err("key", format!("does not fit the certificate: {e}")))?;
+    let mut config = if acme {
+        let manager =
+            acme::Manager::new(&tls.lets_encrypt).map_err(|e| err("letsencrypt", e.to_string()))?;
+        let resolver = manager.resolver();
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| err("letsencrypt", format!("needs a tokio runtime: {e}")))?;
+        runtime.spawn(manager.run());
+        builder.with_cert_resolver(resolver)
+    } else {
+        let (certs, key) = certificate_and_key(&tls.certificate, &tls.key)?;
+        builder
+            .with_single_cert(certs, key)
+            .map_err(|e| err("key", format!("does not fit the certificate: {e}")))?
+    };
     config.alpn_protocols = if http.http2.disabled {
         vec![b"http/1.1".to_vec()]
     } else {
         vec![b"h2".to_vec(), b"http/1.1".to_vec()]
     };
+    if acme {
+        config.alpn_protocols.push(acme::ACME_TLS_ALPN.to_vec());
+    }
     Ok(Some(TlsAcceptor::from(Arc::new(config))))
+}
+
+/// `certificate` and `key` from PEM files.
+fn certificate_and_key(
+    certificate: &str,
+    key: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let certs = CertificateDer::pem_file_iter(certificate)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| err("certificate", format!("{certificate}: {e}")))?;
+    if certs.is_empty() {
+        return Err(err(
+            "certificate",
+            format!("{certificate}: no certificate found"),
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| err("key", format!("{key}: {e}")))?;
+    Ok((certs, key))
 }
 
 /// `minimumtls`: tls1.2 (default) or tls1.3; tls1.0/1.1 are raised to 1.2 with a warning.
@@ -239,6 +266,11 @@ pub async fn serve(
                 tracing::debug!(%peer, "TLS handshake failed");
                 return;
             };
+            if stream.get_ref().1.alpn_protocol() == Some(acme::ACME_TLS_ALPN) {
+                // A TLS-ALPN-01 validation: the handshake was the answer.
+                tracing::debug!(%peer, "ACME tls-alpn-01 validation handshake");
+                return;
+            }
             let service = TowerToHyperService::new(app.map_request(with_host));
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {

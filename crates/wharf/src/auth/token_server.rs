@@ -108,12 +108,17 @@ impl TokenServer {
         })
     }
 
-    /// The `/auth/token` routes, to merge into the API's router before its fallback.
-    pub fn routes<S: Clone + Send + Sync + 'static>(self: Arc<Self>) -> axum::Router<S> {
+    /// The `/auth/token` routes under `http.prefix`, to merge into the API's router before its
+    /// fallback.
+    pub fn routes<S: Clone + Send + Sync + 'static>(
+        self: Arc<Self>,
+        prefix: &str,
+    ) -> axum::Router<S> {
         let method = || axum::routing::get(get_token).post(post_token);
+        let path = token_path(prefix);
         axum::Router::new()
-            .route(TOKEN_PATH, method())
-            .route(&format!("{TOKEN_PATH}/"), method())
+            .route(&path, method())
+            .route(&format!("{path}/"), method())
             .with_state(self)
     }
 
@@ -478,17 +483,24 @@ fn ensure_key(config: &TokenServerConfig) -> Result<(), AuthError> {
     keygen::generate(key, &config.certificate_path())
 }
 
+/// `/auth/token` under `http.prefix` (as the API is served under it).
+pub fn token_path(prefix: &str) -> String {
+    format!("{}{TOKEN_PATH}", prefix.trim_end_matches('/'))
+}
+
 /// `issued_at`: seconds since the epoch as RFC 3339 UTC.
 fn rfc3339(secs: u64) -> String {
     crate::rfc3339::seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
 /// `auth.token` for a registry whose only token server is its own `token:` section: the
-/// realm is `<this server>/auth/token`, derived per request unless `token.realm` or
+/// realm is `<this server><http.prefix>/auth/token`, derived per request unless `token.realm` or
 /// `http.host` fixes it.
 pub struct LocalRealm {
     inner: TokenController,
     realm: Option<String>,
+    /// `/auth/token` under `http.prefix`.
+    path: String,
     tls: bool,
 }
 
@@ -496,9 +508,11 @@ impl LocalRealm {
     /// Trusts `token.certificate` for tokens of `token.issuer` addressed to `token.service`.
     pub fn new(config: &TokenServerConfig, http: &HttpConfig) -> Result<LocalRealm, AuthError> {
         let fixed = match (config.realm.as_str(), http.host.as_deref()) {
-            ("", Some(host)) if !host.is_empty() => {
-                Some(format!("{}{TOKEN_PATH}", host.trim_end_matches('/')))
-            }
+            ("", Some(host)) if !host.is_empty() => Some(format!(
+                "{}{}",
+                host.trim_end_matches('/'),
+                token_path(&http.prefix)
+            )),
             ("", _) => None,
             (realm, _) => Some(realm.to_owned()),
         };
@@ -513,6 +527,7 @@ impl LocalRealm {
         Ok(LocalRealm {
             inner,
             realm: fixed,
+            path: token_path(&http.prefix),
             tls: http.tls.is_requested(),
         })
     }
@@ -524,7 +539,7 @@ impl LocalRealm {
         let text = |h| headers.get(h).and_then(|v: &HeaderValue| v.to_str().ok());
         let scheme = text("x-forwarded-proto").unwrap_or(if self.tls { "https" } else { "http" });
         let host = text(http::header::HOST.as_str()).unwrap_or("localhost");
-        format!("{scheme}://{host}{TOKEN_PATH}")
+        format!("{scheme}://{host}{}", self.path)
     }
 }
 

@@ -40,7 +40,7 @@ pub struct HttpConfig {
     /// `draintimeout`: how long to let requests finish on SIGTERM (0: stop at once).
     #[serde(rename = "draintimeout", with = "de::duration")]
     pub drain_timeout: Duration,
-    /// `tls`: served with rustls (`crate::tls`); `letsencrypt` is refused.
+    /// `tls`: served with rustls (`crate::tls`); `letsencrypt` by `crate::tls::acme`.
     #[serde(skip_serializing_if = "TlsConfig::is_off")]
     pub tls: TlsConfig,
     /// `debug`: the separate debug/metrics listener; parsed, not served yet.

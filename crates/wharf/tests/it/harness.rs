@@ -10,6 +10,7 @@ pub mod garbage;
 pub mod gcs;
 pub mod moto;
 pub mod oci;
+pub mod pebble;
 pub mod podman;
 pub mod skopeo;
 pub mod wharf;

@@ -5,6 +5,7 @@
 
 mod harness;
 
+mod acme;
 mod api_blobs;
 mod api_discovery;
 mod api_errors;

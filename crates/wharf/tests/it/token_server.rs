@@ -393,3 +393,42 @@ fn docker_logs_in_pushes_and_pulls_through_the_built_in_token_server() {
     assert!(!anonymous.success(), "anonymous push: {anonymous}");
     docker.ok(&["rmi", &image, &outside, &public, &again]);
 }
+
+#[tokio::test]
+async fn the_token_endpoint_and_its_realm_honour_http_prefix() {
+    let setup = Setup::new();
+    let wharf = Wharf::start_with(&format!("  prefix: /reg/\n{}", setup.yaml()));
+    let resp = reqwest::get(format!("{}/reg/v2/", wharf.url()))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        resp.headers()["www-authenticate"].to_str().unwrap(),
+        format!(
+            "Bearer realm=\"http://{}/reg/auth/token\",service=\"{SERVICE}\"",
+            wharf.host()
+        )
+    );
+    let query = format!("service={SERVICE}&scope=repository:team-a/app:pull");
+    let resp = reqwest::Client::new()
+        .get(format!("{}/reg/auth/token?{query}", wharf.url()))
+        .basic_auth("alice", Some("alice-password"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    let token = body["token"].as_str().unwrap();
+    let resp = registry_get(&wharf, "/reg/v2/team-a/app/tags/list", token).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::NOT_FOUND,
+        "authorized, but empty"
+    );
+    let outside = get_token(&wharf, &query, Some(("alice", "alice-password"))).await;
+    assert_eq!(
+        outside.status(),
+        StatusCode::NOT_FOUND,
+        "only under the prefix"
+    );
+}

@@ -307,7 +307,10 @@ fn full_config_with_auth_and_tls_reports_both() {
     );
     let p = problems(&yaml, &[]);
     assert_eq!(p.len(), 1, "{p:?}");
-    assert!(p[0].starts_with("http.tls.letsencrypt: ACME is not built into wharf yet"));
+    assert!(
+        p[0].starts_with("http.tls.letsencrypt.hosts: at least one name is required"),
+        "{p:?}"
+    );
 }
 
 /// The env schema must know exactly the keys the typed sections accept, or overrides would

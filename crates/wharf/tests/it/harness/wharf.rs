@@ -51,16 +51,22 @@ impl Wharf {
 
     /// [`Wharf::start_with_config`] with extra environment variables for the server process.
     pub fn start_with_config_env(template: &str, envs: &[(&str, &str)]) -> Wharf {
+        Self::start_on(free_port(), template, envs)
+    }
+
+    /// Like [`Wharf::start_with_config`] on a given port (chosen with [`super::free_port`]
+    /// before a peer that must know it, e.g. pebble) and with extra environment variables.
+    pub fn start_on(port: u16, template: &str, envs: &[(&str, &str)]) -> Wharf {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut w = Wharf {
             child: None,
-            port: free_port(),
+            port,
             dir,
             extra_yaml: String::new(),
             config_template: Some(template.to_owned()),
             envs: envs
                 .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         };
         w.spawn();
