@@ -81,7 +81,7 @@ pub struct Config {
     pub http: HttpConfig,
     /// `notifications`: webhook endpoints.
     pub notifications: NotificationsConfig,
-    /// `redis`: parsed, not connected.
+    /// `redis`: the server of the shared blob descriptor cache.
     pub redis: RedisConfig,
     /// `health`: background checks.
     pub health: HealthConfig,
@@ -220,10 +220,6 @@ impl Config {
         flag(!self.log.hooks.is_empty(), "log.hooks");
         flag(self.log.report_caller, "log.reportcaller");
         flag(
-            self.storage.blob_descriptor_cache.as_deref() == Some("redis"),
-            "storage.cache.blobdescriptor: redis",
-        );
-        flag(
             self.storage.tag_concurrency_limit != 0,
             "storage.tag.concurrencylimit",
         );
@@ -237,7 +233,9 @@ impl Config {
             self.reporting.new_relic != NewRelic::default(),
             "reporting.newrelic",
         );
-        flag(self.redis != RedisConfig::default(), "redis");
+        for key in self.redis.unsupported() {
+            flag(true, key);
+        }
         flag(self.proxy != ProxyConfig::default(), "proxy");
         flag(
             self.catalog != CatalogConfig::default(),

@@ -1,7 +1,13 @@
-//! `redis:`: the shared redis used by distribution for the blob descriptor cache (not used yet).
+//! `redis:`: the shared redis of the blob descriptor cache (`storage.cache.blobdescriptor: redis`,
+//! served by `registry::cache::redis`).
 //!
 //! Both generations of keys are read: distribution 2.x (`addr`, `pool.maxidle` …) and 3.x,
 //! which inlines go-redis `UniversalOptions` (`addrs`, `poolsize`, `connmaxidletime` …).
+//! Acted on: `addr`/the first of `addrs`, `username`, `password`, `db`, `dialtimeout`,
+//! `readtimeout`/`writetimeout` (one command timeout, the larger), `tls.enabled`,
+//! `tls.certificate`/`tls.key` (client certificate) and `tls.clientcas` (roots instead of the
+//! system's). The pool keys have nothing to size: wharf keeps one multiplexed connection that
+//! reconnects by itself. Sentinel and cluster keys are reported by [`RedisConfig::unsupported`].
 
 use std::time::Duration;
 
@@ -119,6 +125,26 @@ pub struct RedisConfig {
     pub pool: RedisPool,
     /// `tls`: encrypt the redis connection.
     pub tls: RedisTls,
+}
+
+impl RedisConfig {
+    /// Keys that are set but name redis features wharf does not speak (cluster, sentinel).
+    pub fn unsupported(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.addrs.len() > 1 {
+            out.push("redis.addrs (more than one: cluster or sentinels; the first is used)");
+        }
+        if !self.master_name.is_empty() {
+            out.push("redis.mastername");
+        }
+        if !self.sentinel_username.is_empty() || self.sentinel_password.is_some() {
+            out.push("redis.sentinelusername/sentinelpassword");
+        }
+        if self.read_only || self.route_by_latency || self.route_randomly {
+            out.push("redis.readonly/routebylatency/routerandomly");
+        }
+        out
+    }
 }
 
 /// `redis.pool` (distribution 2.x).
