@@ -8,8 +8,10 @@ pub mod distribution;
 pub mod docker;
 pub mod garbage;
 pub mod moto;
+pub mod nginx;
 pub mod oci;
 pub mod podman;
+pub mod redis;
 pub mod skopeo;
 pub mod wharf;
 

@@ -19,6 +19,8 @@ mod gc;
 mod health;
 mod metrics;
 mod notify;
+mod redis_cache;
 mod s3;
+mod scaleout;
 mod tls;
 mod token_server;
