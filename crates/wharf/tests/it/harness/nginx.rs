@@ -38,7 +38,7 @@ impl Nginx {
         let conf = format!(
             "daemon off;\nworker_processes 1;\npid {d}/nginx.pid;\nerror_log {d}/error.log info;\n\
 events {{ worker_connections 256; }}\n\
-http {{\n  access_log {d}/access.log upstream;\n  log_format upstream '$request_method $uri $status $upstream_addr';\n\
+http {{\n  log_format upstream '$request_method $uri $status $upstream_addr';\n  access_log {d}/access.log upstream;\n\
   client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
   upstream registries {{\n{servers}  }}\n\
   server {{\n    listen 127.0.0.1:{port};\n    client_max_body_size 0;\n    proxy_request_buffering off;\n    proxy_buffering off;\n    proxy_http_version 1.1;\n    proxy_read_timeout 300s;\n\
