@@ -5,7 +5,7 @@
 # and the tests start private ones (dockerd, docker-registry) on their own sockets and ports.
 set -euo pipefail
 
-packages=(docker.io busybox-static skopeo podman umoci docker-registry buildah wrk nginx-light)
+packages=(docker.io busybox-static skopeo podman umoci docker-registry buildah wrk nginx-light redis-server)
 
 missing=()
 for p in "${packages[@]}"; do
