@@ -313,7 +313,7 @@ fn build(root: &mut Node, env: &[(String, String)], ctx: &mut Ctx) -> Option<Con
     let reporting = ctx.typed(section("reporting"), "reporting");
     let http = http::from_node(section("http"), ctx);
     let notifications = notifications::from_node(section("notifications"), ctx);
-    let redis = ctx.typed(section("redis"), "redis");
+    let redis: Option<RedisConfig> = ctx.typed(section("redis"), "redis");
     let health = ctx.typed(section("health"), "health");
     let catalog: Option<CatalogConfig> = ctx.typed(section("catalog"), "catalog");
     let proxy = ctx.typed(section("proxy"), "proxy");
@@ -323,6 +323,13 @@ fn build(root: &mut Node, env: &[(String, String)], ctx: &mut Ctx) -> Option<Con
     let token = token::from_node(section("token"), ctx);
     ctx.errors
         .extend(refusals(auth.as_ref(), http.as_ref().map(|h| &h.tls)));
+    if let (Some(s), Some(r)) = (&storage, &redis)
+        && s.blob_descriptor_cache.as_deref() == Some("redis")
+        && r.addr.is_empty()
+        && r.addrs.iter().all(String::is_empty)
+    {
+        ctx.error("storage.cache.blobdescriptor: redis needs redis.addr (or redis.addrs)");
+    }
     let mut catalog = catalog?;
     if catalog.max_entries <= 0 {
         catalog = CatalogConfig::default();

@@ -199,4 +199,26 @@ mod tests {
         );
         assert!(!format!("{r:?}").contains("asecret"));
     }
+
+    #[test]
+    fn a_redis_cache_needs_a_redis_address() {
+        let yaml = "version: 0.1\nstorage:\n  inmemory: {}\n  cache:\n    blobdescriptor: redis\n";
+        let Err(crate::config::ConfigError::Invalid { problems, .. }) =
+            crate::config::Config::parse(yaml, &[])
+        else {
+            panic!("accepted a redis cache without an address");
+        };
+        assert_eq!(
+            problems,
+            ["storage.cache.blobdescriptor: redis needs redis.addr (or redis.addrs)"]
+        );
+        let with_addr = format!("{yaml}redis:\n  addr: localhost:6379\n");
+        let l =
+            crate::config::Config::parse(&with_addr, &[]).expect("a redis cache with an address");
+        assert!(
+            l.config.unsupported().is_empty(),
+            "{:?}",
+            l.config.unsupported()
+        );
+    }
 }
