@@ -33,14 +33,15 @@ pub async fn bucket() -> Option<(&'static Moto, String)> {
     Some((moto, moto.bucket().await))
 }
 
-/// A wharf on `bucket` with the given cache and the fleet's shared secret.
+/// A wharf on `bucket` with the given cache and the fleet's shared secret; no upload purging,
+/// whose listings would blur the backend request counts.
 pub fn wharf_on(moto: &Moto, bucket: &str, cache: Cache<'_>) -> Wharf {
     let (kind, redis) = match cache {
         Cache::InMemory => ("inmemory", String::new()),
         Cache::Redis(r) => ("redis", r.redis_yaml()),
     };
     Wharf::start_with_config(&format!(
-        "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n{storage}  cache:\n    blobdescriptor: {kind}\nhttp:\n  addr: 127.0.0.1:{{port}}\n  secret: {SECRET}\n{redis}",
+        "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n{storage}  cache:\n    blobdescriptor: {kind}\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: 127.0.0.1:{{port}}\n  secret: {SECRET}\n{redis}",
         storage = moto::storage_yaml(moto, bucket, false),
     ))
 }
