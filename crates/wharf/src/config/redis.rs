@@ -6,7 +6,7 @@
 //! Acted on: `addr`/the first of `addrs`, `username`, `password`, `db`, `dialtimeout`,
 //! `readtimeout`/`writetimeout` (one command timeout, the larger), `tls.enabled`,
 //! `tls.certificate`/`tls.key` (client certificate) and `tls.clientcas` (roots instead of the
-//! system's). The pool keys have nothing to size: wharf keeps one multiplexed connection that
+//! system's); either file also switches TLS on, as in 3.x configs, which have no `enabled`. The pool keys have nothing to size: wharf keeps one multiplexed connection that
 //! reconnects by itself. Sentinel and cluster keys are reported by [`RedisConfig::unsupported`].
 
 use std::time::Duration;

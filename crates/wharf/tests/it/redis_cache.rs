@@ -7,6 +7,7 @@ use std::time::Duration;
 use reqwest::StatusCode;
 
 use crate::harness::Wharf;
+use crate::harness::certs::Pki;
 use crate::harness::oci::{Client, expect_status, header, random_bytes};
 use crate::harness::redis::Redis;
 use crate::scaleout::{BackendRequests, Cache, bucket, wharf_on};
@@ -245,4 +246,37 @@ async fn requests_succeed_while_redis_is_down_and_the_cache_resumes_after() {
         members.contains(&digest),
         "refilled after the restart: {members}"
     );
+}
+
+#[tokio::test]
+async fn redis_over_mutual_tls_is_shared_by_instances() {
+    let pki = Pki::new(&["127.0.0.1"]);
+    let Some(redis) = Redis::start_tls(&pki) else {
+        return;
+    };
+    let Some((moto, bucket)) = bucket().await else {
+        return;
+    };
+    let a = wharf_on(moto, &bucket, Cache::Redis(&redis));
+    let b = wharf_on(moto, &bucket, Cache::Redis(&redis));
+    let log = BackendRequests::new(moto, &bucket);
+    let blob = random_bytes(5000);
+    let digest = Client::new(&a.url()).push_blob("cache/tls", &blob).await;
+    let members = redis.cli(&["SMEMBERS", "repository::cache/tls::blobs"]);
+    assert!(
+        members.contains(&digest),
+        "A filled redis over TLS: {members}\n{}",
+        a.log()
+    );
+    let (heads, _) = count_heads(
+        &log,
+        &Client::new(&b.url()),
+        "cache/tls",
+        &digest,
+        blob.len(),
+        5,
+    )
+    .await;
+    assert_eq!(heads, 0, "B answered from redis over TLS:\n{}", b.log());
+    assert!(!b.log().contains("blob descriptor cache"), "{}", b.log());
 }

@@ -92,7 +92,9 @@ fn read_file(path: &str) -> Result<Vec<u8>, SetupError> {
 fn client(config: &RedisConfig) -> Result<redis::Client, SetupError> {
     let (host, port) = address(config)?;
     let tls = &config.tls;
-    let addr = if tls.enabled {
+    // 2.x switches TLS on with `enabled`; 3.x configs only name the files
+    let custom_tls = !tls.certificate.is_empty() || !tls.client_cas.is_empty();
+    let addr = if tls.enabled || custom_tls {
         ConnectionAddr::TcpTls {
             host,
             port,
@@ -110,8 +112,7 @@ fn client(config: &RedisConfig) -> Result<redis::Client, SetupError> {
         settings = settings.set_password(password.expose());
     }
     let info = addr.into_connection_info()?.set_redis_settings(settings);
-    let custom_tls = !tls.certificate.is_empty() || !tls.client_cas.is_empty();
-    if !(tls.enabled && custom_tls) {
+    if !custom_tls {
         return Ok(redis::Client::open(info)?);
     }
     let client_tls = if tls.certificate.is_empty() {

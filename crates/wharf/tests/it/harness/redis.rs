@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use super::certs::Pki;
 use super::wharf::wait_for_port;
 use super::{free_port, require};
 
@@ -13,6 +14,12 @@ pub struct Redis {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// Server-side TLS arguments, empty for plain TCP.
+    tls: Vec<String>,
+    /// The same PKI's files for `redis-cli`.
+    cli_tls: Vec<String>,
+    /// `redis.tls` for wharf: the client certificate and the CA.
+    tls_yaml: String,
 }
 
 impl Redis {
@@ -23,6 +30,53 @@ impl Redis {
             child: None,
             port: free_port(),
             dir: tempfile::tempdir().expect("tempdir"),
+            tls: Vec::new(),
+            cli_tls: Vec::new(),
+            tls_yaml: String::new(),
+        };
+        r.spawn();
+        Some(r)
+    }
+
+    /// Starts redis serving TLS only, with `pki`'s server certificate, and requiring a client
+    /// certificate signed by its CA.
+    pub fn start_tls(pki: &Pki) -> Option<Redis> {
+        require("redis-server")?;
+        let p = |name: &str| pki.path(name).display().to_string();
+        let port = free_port();
+        let mut r = Redis {
+            child: None,
+            port,
+            dir: tempfile::tempdir().expect("tempdir"),
+            tls: vec![
+                "--port".into(),
+                "0".into(),
+                "--tls-port".into(),
+                port.to_string(),
+                "--tls-cert-file".into(),
+                p("server.crt"),
+                "--tls-key-file".into(),
+                p("server.key"),
+                "--tls-ca-cert-file".into(),
+                p("ca.crt"),
+                "--tls-auth-clients".into(),
+                "yes".into(),
+            ],
+            cli_tls: vec![
+                "--tls".into(),
+                "--cacert".into(),
+                p("ca.crt"),
+                "--cert".into(),
+                p("client.crt"),
+                "--key".into(),
+                p("client.key"),
+            ],
+            tls_yaml: format!(
+                "  tls:\n    enabled: true\n    certificate: {}\n    key: {}\n    clientcas: [{}]\n",
+                p("client.crt"),
+                p("client.key"),
+                p("ca.crt")
+            ),
         };
         r.spawn();
         Some(r)
@@ -33,6 +87,8 @@ impl Redis {
         let child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
             .args(["--save", "", "--appendonly", "no"])
+            // with TLS, the later --port 0 turns the plain port off
+            .args(&self.tls)
             .arg("--dir")
             .arg(self.dir.path())
             .stdin(Stdio::null())
@@ -49,12 +105,12 @@ impl Redis {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// The `redis:` section and `storage.cache` keys that make wharf use this server; append
-    /// the first to a config and put the second under `storage:`.
+    /// The `redis:` section that makes wharf use this server (with `tls` when it serves TLS).
     pub fn redis_yaml(&self) -> String {
         format!(
-            "redis:\n  addr: {}\n  dialtimeout: 1s\n  readtimeout: 1s\n  writetimeout: 1s\n",
-            self.addr()
+            "redis:\n  addr: {}\n  dialtimeout: 1s\n  readtimeout: 1s\n  writetimeout: 1s\n{}",
+            self.addr(),
+            self.tls_yaml
         )
     }
 
@@ -76,6 +132,7 @@ impl Redis {
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.cli_tls)
             .args(args)
             .output()
             .expect("run redis-cli");
