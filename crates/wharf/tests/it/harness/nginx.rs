@@ -24,10 +24,12 @@ impl Nginx {
     /// Balances over `upstreams` (`host:port` each); `None` (after printing why) when nginx
     /// is missing on a laptop.
     pub fn start(upstreams: &[String]) -> Option<Nginx> {
-        let nginx = require("nginx").or_else(|| {
-            let sbin = PathBuf::from("/usr/sbin/nginx");
-            sbin.is_file().then_some(sbin)
-        })?;
+        // Debian installs it in /usr/sbin, which is not on a normal user's PATH
+        let sbin = PathBuf::from("/usr/sbin/nginx");
+        let nginx = match sbin.is_file() {
+            true => sbin,
+            false => require("nginx")?,
+        };
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port();
         let d = dir.path().display();
