@@ -9,6 +9,7 @@ packages=(docker.io busybox-static skopeo podman umoci docker-registry buildah w
 # reporting tests: the SMTP relay that receives log.hooks mail (for /usr/bin/python3)
 packages+=(python3-aiosmtpd)
 packages+=(pebble) # ACME test CA for it/acme.rs
+packages+=(redis-server) # redis cache and scale-out tests
 
 missing=()
 for p in "${packages[@]}"; do

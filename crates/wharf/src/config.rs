@@ -83,7 +83,7 @@ pub struct Config {
     pub http: HttpConfig,
     /// `notifications`: webhook endpoints.
     pub notifications: NotificationsConfig,
-    /// `redis`: parsed, not connected.
+    /// `redis`: the server of the shared blob descriptor cache.
     pub redis: RedisConfig,
     /// `health`: background checks.
     pub health: HealthConfig,
@@ -228,16 +228,14 @@ impl Config {
         );
         flag(self.log.report_caller, "log.reportcaller");
         flag(
-            self.storage.blob_descriptor_cache.as_deref() == Some("redis"),
-            "storage.cache.blobdescriptor: redis",
-        );
-        flag(
             self.storage.tag_concurrency_limit != 0,
             "storage.tag.concurrencylimit",
         );
         flag(self.http.http2 != Http2Config::default(), "http.http2");
         flag(self.http.h2c != H2cConfig::default(), "http.h2c");
-        flag(self.redis != RedisConfig::default(), "redis");
+        for key in self.redis.unsupported() {
+            flag(true, key);
+        }
         flag(self.proxy != ProxyConfig::default(), "proxy");
         flag(
             self.catalog != CatalogConfig::default(),
@@ -315,7 +313,7 @@ fn build(root: &mut Node, env: &[(String, String)], ctx: &mut Ctx) -> Option<Con
     let reporting = ctx.typed(section("reporting"), "reporting");
     let http = http::from_node(section("http"), ctx);
     let notifications = notifications::from_node(section("notifications"), ctx);
-    let redis = ctx.typed(section("redis"), "redis");
+    let redis: Option<RedisConfig> = ctx.typed(section("redis"), "redis");
     let health = ctx.typed(section("health"), "health");
     let catalog: Option<CatalogConfig> = ctx.typed(section("catalog"), "catalog");
     let proxy = ctx.typed(section("proxy"), "proxy");
@@ -326,6 +324,13 @@ fn build(root: &mut Node, env: &[(String, String)], ctx: &mut Ctx) -> Option<Con
     let tracing = telemetry::from_node(section("tracing"), ctx);
     ctx.errors
         .extend(refusals(auth.as_ref(), http.as_ref().map(|h| &h.tls)));
+    if let (Some(s), Some(r)) = (&storage, &redis)
+        && s.blob_descriptor_cache.as_deref() == Some("redis")
+        && r.addr.is_empty()
+        && r.addrs.iter().all(String::is_empty)
+    {
+        ctx.error("storage.cache.blobdescriptor: redis needs redis.addr (or redis.addrs)");
+    }
     let mut catalog = catalog?;
     if catalog.max_entries <= 0 {
         catalog = CatalogConfig::default();

@@ -4,6 +4,7 @@
 //! Depends on `wharf_storage::Driver` and `wharf_oci`; knows nothing of HTTP.
 
 pub mod blobs;
+pub mod cache;
 pub mod catalog;
 pub mod layout;
 pub mod manifests;
@@ -120,6 +121,8 @@ pub struct Registry {
     listener: Option<Arc<dyn crate::notify::Listener>>,
     /// Serializes requests on one upload session within this process.
     upload_locks: Arc<uploads::UploadLocks>,
+    /// `storage.cache.blobdescriptor`; `None` asks the backend every time.
+    cache: Option<Arc<dyn cache::DescriptorCache>>,
 }
 
 impl Registry {
@@ -130,6 +133,7 @@ impl Registry {
             options,
             listener: None,
             upload_locks: Arc::default(),
+            cache: None,
         }
     }
 

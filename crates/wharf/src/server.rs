@@ -12,6 +12,7 @@ use http::{HeaderName, HeaderValue};
 
 use crate::api::{Api, UrlPolicy, router};
 use crate::config::{Config, Net};
+use crate::registry::cache::{self, DescriptorCache, memory::MemoryCache, redis::RedisCache};
 use crate::registry::{Options, Registry};
 
 /// Builds the registry described by `config` (storage driver and options).
@@ -22,14 +23,33 @@ pub async fn build_registry(config: &Config) -> anyhow::Result<Registry> {
         .build()
         .await
         .context("starting the storage driver")?;
-    Ok(Registry::new(
+    let registry = Registry::new(
         driver,
         Options {
             delete_enabled: config.storage.delete_enabled,
             read_only: config.storage.readonly,
             layer_urls: layer_url_rules(config)?,
         },
-    ))
+    );
+    Ok(registry.with_cache(descriptor_cache(config)?))
+}
+
+/// `storage.cache.blobdescriptor`: `redis` shares one cache between instances; `inmemory`, the
+/// default when nothing is set, keeps `blobdescriptorsize` entries in this process.
+fn descriptor_cache(config: &Config) -> anyhow::Result<Arc<dyn DescriptorCache>> {
+    Ok(match config.storage.blob_descriptor_cache.as_deref() {
+        Some("redis") => Arc::new(RedisCache::new(&config.redis)?),
+        _ => {
+            let size = config
+                .storage
+                .blob_descriptor_size
+                .filter(|&n| n > 0)
+                .map_or(cache::DEFAULT_SIZE, |n| {
+                    usize::try_from(n).unwrap_or(usize::MAX)
+                });
+            Arc::new(MemoryCache::new(size))
+        }
+    })
 }
 
 /// Compiles `validation.manifests.urls`; `None` when `validation.disabled` is set.

@@ -1,7 +1,13 @@
-//! `redis:`: the shared redis used by distribution for the blob descriptor cache (not used yet).
+//! `redis:`: the shared redis of the blob descriptor cache (`storage.cache.blobdescriptor: redis`,
+//! served by `registry::cache::redis`).
 //!
 //! Both generations of keys are read: distribution 2.x (`addr`, `pool.maxidle` …) and 3.x,
 //! which inlines go-redis `UniversalOptions` (`addrs`, `poolsize`, `connmaxidletime` …).
+//! Acted on: `addr`/the first of `addrs`, `username`, `password`, `db`, `dialtimeout`,
+//! `readtimeout`/`writetimeout` (one command timeout, the larger), `tls.enabled`,
+//! `tls.certificate`/`tls.key` (client certificate) and `tls.clientcas` (roots instead of the
+//! system's); either file also switches TLS on, as in 3.x configs, which have no `enabled`. The pool keys have nothing to size: wharf keeps one multiplexed connection that
+//! reconnects by itself. Sentinel and cluster keys are reported by [`RedisConfig::unsupported`].
 
 use std::time::Duration;
 
@@ -121,6 +127,26 @@ pub struct RedisConfig {
     pub tls: RedisTls,
 }
 
+impl RedisConfig {
+    /// Keys that are set but name redis features wharf does not speak (cluster, sentinel).
+    pub fn unsupported(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.addrs.len() > 1 {
+            out.push("redis.addrs (more than one: cluster or sentinels; the first is used)");
+        }
+        if !self.master_name.is_empty() {
+            out.push("redis.mastername");
+        }
+        if !self.sentinel_username.is_empty() || self.sentinel_password.is_some() {
+            out.push("redis.sentinelusername/sentinelpassword");
+        }
+        if self.read_only || self.route_by_latency || self.route_randomly {
+            out.push("redis.readonly/routebylatency/routerandomly");
+        }
+        out
+    }
+}
+
 /// `redis.pool` (distribution 2.x).
 #[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(default)]
@@ -172,5 +198,27 @@ mod tests {
             (16, 64, 64)
         );
         assert!(!format!("{r:?}").contains("asecret"));
+    }
+
+    #[test]
+    fn a_redis_cache_needs_a_redis_address() {
+        let yaml = "version: 0.1\nstorage:\n  inmemory: {}\n  cache:\n    blobdescriptor: redis\n";
+        let Err(crate::config::ConfigError::Invalid { problems, .. }) =
+            crate::config::Config::parse(yaml, &[])
+        else {
+            panic!("accepted a redis cache without an address");
+        };
+        assert_eq!(
+            problems,
+            ["storage.cache.blobdescriptor: redis needs redis.addr (or redis.addrs)"]
+        );
+        let with_addr = format!("{yaml}redis:\n  addr: localhost:6379\n");
+        let l =
+            crate::config::Config::parse(&with_addr, &[]).expect("a redis cache with an address");
+        assert!(
+            l.config.unsupported().is_empty(),
+            "{:?}",
+            l.config.unsupported()
+        );
     }
 }

@@ -29,9 +29,11 @@ pub async fn sweep(
                 }
                 let size = registry.blob_size(&digest).await?.unwrap_or(0);
                 if !dry_run {
+                    registry.forget_blob(&digest).await;
                     registry
                         .remove(&PathSpec::Blob { digest: &digest }.path())
                         .await?;
+                    registry.forget_blob(&digest).await;
                 }
                 report.bytes_freed += size;
                 report.blobs_deleted.push((digest, size));
@@ -49,11 +51,15 @@ pub async fn sweep(
                 .join("_layers")?;
             for alg in registry.child_names(&layers).await? {
                 for hex in registry.child_names(&layers.join(&alg)?).await? {
-                    let linked = format!("{alg}:{hex}").parse::<Digest>();
-                    if linked.is_ok_and(|d| swept.contains(&d)) {
+                    let Ok(linked) = format!("{alg}:{hex}").parse::<Digest>() else {
+                        continue;
+                    };
+                    if swept.contains(&linked) {
+                        registry.forget_link(&repo, &linked).await;
                         registry
                             .remove(&layers.join(&format!("{alg}/{hex}"))?)
                             .await?;
+                        registry.forget_link(&repo, &linked).await;
                     }
                 }
             }

@@ -10,19 +10,19 @@ use crate::notify::{Action, blob_report};
 impl Registry {
     /// Size of a blob the repository holds; `BlobUnknown` otherwise.
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
-        let linked = self.read_link(PathSpec::LayerLink { repo, digest }).await?;
-        if linked.as_ref() != Some(digest) {
+        if !self.repository_links_blob(repo, digest).await? {
             return Err(Error::BlobUnknown(digest.clone()));
         }
         let size = self
-            .blob_size(digest)
+            .cached_blob_size(digest)
             .await?
             .ok_or_else(|| Error::BlobUnknown(digest.clone()))?;
         self.emit(|| blob_report(Action::Pull, repo, digest, size));
         Ok(size)
     }
 
-    /// Size of a blob in the shared store, whatever repository links it.
+    /// Size of a blob in the shared store, whatever repository links it, asked of the backend
+    /// (see [`Registry::cached_blob_size`] for the cached answer).
     pub(crate) async fn blob_size(&self, digest: &Digest) -> Result<Option<u64>> {
         match self
             .driver
@@ -73,9 +73,12 @@ impl Registry {
         self.check_deletable()?;
         let link = PathSpec::LayerLink { repo, digest }.path();
         if !self.exists(&link).await? {
+            self.forget_link(repo, digest).await;
             return Err(Error::BlobUnknown(digest.clone()));
         }
+        self.forget_link(repo, digest).await;
         self.remove(&link).await?;
+        self.forget_link(repo, digest).await;
         self.emit(|| blob_report(Action::Delete, repo, digest, 0));
         Ok(())
     }
@@ -96,6 +99,7 @@ impl Registry {
         };
         self.write_link(PathSpec::LayerLink { repo, digest }, digest)
             .await?;
+        self.remember_link(repo, digest).await;
         self.emit(|| {
             let mut report = blob_report(Action::Mount, repo, digest, size);
             report.from = Some(from.clone());

@@ -333,6 +333,8 @@ impl Registry {
         }
         self.write_link(PathSpec::LayerLink { repo, digest }, digest)
             .await?;
+        self.remember_blob(digest, size).await;
+        self.remember_link(repo, digest).await;
         self.remove(&PathSpec::Upload { repo, id }.path()).await?;
         self.emit(|| crate::notify::blob_report(crate::notify::Action::Push, repo, digest, size));
         Ok(size)

@@ -9,9 +9,11 @@ pub mod docker;
 pub mod garbage;
 pub mod gcs;
 pub mod moto;
+pub mod nginx;
 pub mod oci;
 pub mod pebble;
 pub mod podman;
+pub mod redis;
 pub mod skopeo;
 pub mod wharf;
 

@@ -22,6 +22,8 @@ mod health;
 mod metrics;
 mod notify;
 mod reporting;
+mod redis_cache;
 mod s3;
+mod scaleout;
 mod tls;
 mod token_server;

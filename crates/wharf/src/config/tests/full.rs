@@ -237,7 +237,8 @@ fn full_reference_config_runs_and_lists_what_is_not_acted_on() {
         [
             "storage.tag.concurrencylimit",
             "http.h2c",
-            "redis",
+            "redis.mastername",
+            "redis.sentinelusername/sentinelpassword",
             "proxy",
             "catalog.maxentries",
             "compatibility.schema1",
