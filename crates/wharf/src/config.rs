@@ -12,6 +12,7 @@ mod auth;
 mod catalog;
 mod de;
 mod env;
+mod gc;
 mod health;
 mod http;
 mod log;
@@ -34,6 +35,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 pub use auth::{AuthConfig, HtpasswdAuth, SillyAuth, TokenAuth};
 pub use catalog::CatalogConfig;
+pub use gc::GcConfig;
 pub use health::{FileCheck, HealthConfig, HttpCheck, StorageDriverCheck, TcpCheck};
 pub use http::{
     DebugConfig, H2cConfig, Http2Config, HttpConfig, LetsEncrypt, Net, Prometheus, TlsConfig,
@@ -97,6 +99,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// `token`: wharf's built-in token server (wharf's addition, not a distribution key).
     pub token: Option<TokenServerConfig>,
+    /// `gc`: online garbage collection (wharf's addition, not a distribution key).
+    pub gc: GcConfig,
 }
 
 /// A configuration plus what the operator should read before it runs.
@@ -323,6 +327,7 @@ fn build(root: &mut Node, env: &[(String, String)], ctx: &mut Ctx) -> Option<Con
     let validation = validation::from_node(section("validation"), ctx);
     let policy = ctx.typed(section("policy"), "policy");
     let token = token::from_node(section("token"), ctx);
+    let gc = gc::from_node(section("gc"), ctx);
     ctx.errors
         .extend(refusals(auth.as_ref(), http.as_ref().map(|h| &h.tls)));
     let mut catalog = catalog?;
@@ -346,6 +351,7 @@ fn build(root: &mut Node, env: &[(String, String)], ctx: &mut Ctx) -> Option<Con
         validation: validation?,
         policy: policy?,
         token: token?,
+        gc: gc?,
     })
 }
 
@@ -481,6 +487,9 @@ impl Serialize for Config {
         }
         if let Some(token) = &self.token {
             map.serialize_entry("token", token)?;
+        }
+        if self.gc != GcConfig::default() {
+            map.serialize_entry("gc", &self.gc)?;
         }
         map.end()
     }

@@ -352,7 +352,18 @@ pub(crate) static ROOT: Kind = Struct(&[
     ),
     // wharf's own section: the built-in token server
     f("token", Struct(TOKEN)),
+    // wharf's own section: online garbage collection
+    f("gc", Struct(GC)),
 ]);
+
+const GC: &[Field] = &[
+    f("enabled", Leaf),
+    f("interval", Leaf),
+    f("grace", Leaf),
+    f("graceperiod", Leaf),
+    f("deleteuntagged", Leaf),
+    f("dryrun", Leaf),
+];
 
 const TOKEN: &[Field] = &[
     f("issuer", Leaf),
