@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod layout;
 pub mod manifests;
 pub mod referrers;
+mod refresh;
 pub mod tags;
 pub mod uploads;
 
@@ -89,6 +90,9 @@ pub struct Options {
     pub read_only: bool,
     /// `validation.manifests.urls`: rules for foreign-layer URLs; `None` when validation is off.
     pub layer_urls: Option<UrlRules>,
+    /// Online GC is on: links older than this are rewritten when a repository serves or
+    /// validates them (half the grace period; see `refresh.rs`). `None` when GC is off.
+    pub link_refresh: Option<std::time::Duration>,
 }
 
 /// Which foreign-layer URLs a pushed manifest may carry (distribution's `validation` rules).
@@ -120,6 +124,8 @@ pub struct Registry {
     listener: Option<Arc<dyn crate::notify::Listener>>,
     /// Serializes requests on one upload session within this process.
     upload_locks: Arc<uploads::UploadLocks>,
+    /// When this process last looked at each link, for online GC's link refresh.
+    refreshed: Arc<refresh::RefreshCache>,
 }
 
 impl Registry {
@@ -130,6 +136,7 @@ impl Registry {
             options,
             listener: None,
             upload_locks: Arc::default(),
+            refreshed: Arc::default(),
         }
     }
 
@@ -182,7 +189,7 @@ impl Registry {
         }
     }
 
-    async fn write_link(&self, spec: PathSpec<'_>, digest: &Digest) -> Result<()> {
+    pub(crate) async fn write_link(&self, spec: PathSpec<'_>, digest: &Digest) -> Result<()> {
         let body = Bytes::from(digest.to_string());
         Ok(self.driver.put_content(&spec.path(), body).await?)
     }

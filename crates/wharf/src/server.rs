@@ -28,6 +28,7 @@ pub async fn build_registry(config: &Config) -> anyhow::Result<Registry> {
             delete_enabled: config.storage.delete_enabled,
             read_only: config.storage.readonly,
             layer_urls: layer_url_rules(config)?,
+            link_refresh: config.gc.enabled.then(|| config.gc.grace / 2),
         },
     ))
 }
@@ -128,8 +129,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let registry = build_registry(&config).await?;
     let registry = crate::notify::attach(registry, &config)?;
     spawn_upload_purging(&registry, &config);
-    let app =
-        crate::debug_server::start(app(registry.clone(), &config)?, &registry, &config).await?;
+    let gc_stats = config
+        .gc
+        .enabled
+        .then(|| Arc::new(crate::gc::online::Stats::default()));
+    if let Some(stats) = &gc_stats {
+        crate::gc::online::spawn(registry.clone(), config.gc, stats.clone());
+    }
+    let api = app(registry.clone(), &config)?;
+    let app = crate::debug_server::start(api, &registry, &config, gc_stats).await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut wait_rx = stop_rx.clone();
     let shutdown = async move {

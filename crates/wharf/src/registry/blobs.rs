@@ -9,17 +9,26 @@ use crate::notify::{Action, blob_report};
 
 impl Registry {
     /// Size of a blob the repository holds; `BlobUnknown` otherwise.
+    /// With online GC on, an old link is refreshed, so a client told "the blob exists" has a
+    /// whole grace period to push the manifest that references it.
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        let size = self.linked_blob_size(repo, digest).await?;
+        self.refresh_link(&PathSpec::LayerLink { repo, digest }.path())
+            .await?;
+        self.emit(|| blob_report(Action::Pull, repo, digest, size));
+        Ok(size)
+    }
+
+    /// Size of a blob the repository links, with no side effect (no refresh, no event): the
+    /// re-checks that pair with online GC's deletions.
+    pub(crate) async fn linked_blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
         let linked = self.read_link(PathSpec::LayerLink { repo, digest }).await?;
         if linked.as_ref() != Some(digest) {
             return Err(Error::BlobUnknown(digest.clone()));
         }
-        let size = self
-            .blob_size(digest)
+        self.blob_size(digest)
             .await?
-            .ok_or_else(|| Error::BlobUnknown(digest.clone()))?;
-        self.emit(|| blob_report(Action::Pull, repo, digest, size));
-        Ok(size)
+            .ok_or_else(|| Error::BlobUnknown(digest.clone()))
     }
 
     /// Size of a blob in the shared store, whatever repository links it.
@@ -96,6 +105,18 @@ impl Registry {
         };
         self.write_link(PathSpec::LayerLink { repo, digest }, digest)
             .await?;
+        // Online GC deletes a candidate's links before its data and then looks for new links:
+        // if `from`'s link vanished meanwhile, our new link may have been missed, so withdraw
+        // it and let the client upload the blob instead.
+        match self.linked_blob_size(from, digest).await {
+            Ok(_) => {}
+            Err(Error::BlobUnknown(_)) => {
+                self.remove(&PathSpec::LayerLink { repo, digest }.path())
+                    .await?;
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        }
         self.emit(|| {
             let mut report = blob_report(Action::Mount, repo, digest, size);
             report.from = Some(from.clone());

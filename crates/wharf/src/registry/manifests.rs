@@ -183,6 +183,13 @@ impl Registry {
             &digest,
         );
         futures::try_join!(referrer, revision)?;
+        // Online GC deletes links first, then rescans revisions written since it marked: with
+        // our revision visible, checking again means either GC sees our manifest or we see
+        // its deletion and refuse, never an accepted manifest with a swept blob.
+        if let Err(e) = self.check_blobs(repo, &manifest, false).await {
+            self.remove_revision(repo, &digest).await?;
+            return Err(e);
+        }
         if let Reference::Tag(tag) = reference {
             self.write_link(PathSpec::TagCurrentLink { repo, tag }, &digest)
                 .await?;
@@ -205,8 +212,19 @@ impl Registry {
                 }
             }
         }
+        self.check_blobs(repo, manifest, true).await
+    }
+
+    /// Every config/layer linked in the repository and every index child a revision of it;
+    /// `refresh` (the first check) also refreshes their links for online GC.
+    async fn check_blobs(&self, repo: &RepoName, manifest: &Manifest, refresh: bool) -> Result<()> {
         for blob in manifest.required_blobs() {
-            match self.stat_blob(repo, &blob.digest).await {
+            let found = if refresh {
+                self.stat_blob(repo, &blob.digest).await
+            } else {
+                self.linked_blob_size(repo, &blob.digest).await
+            };
+            match found {
                 Ok(_) => {}
                 Err(Error::BlobUnknown(d)) => return Err(Error::ManifestBlobUnknown(d)),
                 Err(e) => return Err(e),
@@ -219,6 +237,11 @@ impl Registry {
             for child in &manifest.manifests {
                 let child_ref = Reference::Digest(child.digest.clone());
                 match self.resolve(repo, &child_ref).await {
+                    Ok(_) if refresh => {
+                        let digest = &child.digest;
+                        let link = PathSpec::ManifestRevisionLink { repo, digest };
+                        self.refresh_link(&link.path()).await?;
+                    }
                     Ok(_) => {}
                     Err(Error::ManifestUnknown(_)) => {
                         return Err(Error::ManifestBlobUnknown(child.digest.clone()));

@@ -333,6 +333,12 @@ impl Registry {
         }
         self.write_link(PathSpec::LayerLink { repo, digest }, digest)
             .await?;
+        if self.blob_size(digest).await?.is_none() && self.exists(&data).await? {
+            // online GC swept the existing copy between our check and our link: ours replaces it
+            self.driver
+                .rename(&data, &PathSpec::BlobData { digest }.path())
+                .await?;
+        }
         self.remove(&PathSpec::Upload { repo, id }.path()).await?;
         self.emit(|| crate::notify::blob_report(crate::notify::Action::Push, repo, digest, size));
         Ok(size)
