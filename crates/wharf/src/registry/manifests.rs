@@ -142,7 +142,9 @@ impl Registry {
         // together, so one PUT waits for three rounds of writes instead of four or five.
         let data = PathSpec::BlobData { digest: &digest }.path();
         let store_data = async {
-            if !self.exists(&data).await? {
+            // with online GC on, existing bytes are rewritten too: a fresh modification time
+            // keeps the collector's last re-check from deleting data a new revision names
+            if self.options.link_refresh.is_some() || !self.exists(&data).await? {
                 self.driver.put_content(&data, bytes).await?;
             }
             Ok::<_, Error>(())

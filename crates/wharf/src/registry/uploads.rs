@@ -333,11 +333,14 @@ impl Registry {
         }
         self.write_link(PathSpec::LayerLink { repo, digest }, digest)
             .await?;
-        if self.blob_size(digest).await?.is_none() && self.exists(&data).await? {
+        if self.blob_size(digest).await?.is_none() {
             // online GC swept the existing copy between our check and our link: ours replaces it
-            self.driver
-                .rename(&data, &PathSpec::BlobData { digest }.path())
-                .await?;
+            let blob = PathSpec::BlobData { digest }.path();
+            if self.exists(&data).await? {
+                self.driver.rename(&data, &blob).await?;
+            } else if size == 0 {
+                self.driver.put_content(&blob, Bytes::new()).await?;
+            }
         }
         self.remove(&PathSpec::Upload { repo, id }.path()).await?;
         self.emit(|| crate::notify::blob_report(crate::notify::Action::Push, repo, digest, size));

@@ -16,6 +16,7 @@ mod clients;
 mod compat;
 mod crash;
 mod gc;
+mod gc_online;
 mod health;
 mod metrics;
 mod notify;
