@@ -178,7 +178,10 @@ async fn layer_links(
 
 /// Every blob named by a manifest whose revision link was written at or after `since`
 /// (including the manifest itself): what pushes that raced with the mark phase reference.
-async fn recent_references(registry: &Registry, since: SystemTime) -> Result<BTreeSet<Digest>> {
+pub(crate) async fn recent_references(
+    registry: &Registry,
+    since: SystemTime,
+) -> Result<BTreeSet<Digest>> {
     let mut out = BTreeSet::new();
     for name in registry.list_repositories().await? {
         let Ok(repo) = name.parse::<RepoName>() else {

@@ -69,18 +69,66 @@ pub async fn round(registry: &Registry, config: &GcConfig) -> Result<Report> {
         dry_run: config.dry_run,
         ..Report::default()
     };
+    remove_untagged(registry, &mut marked, cutoff, config.dry_run, &mut report).await?;
+    let candidates = guarded::candidates(registry, &marked.blobs, cutoff).await?;
+    if config.dry_run {
+        for c in candidates {
+            report.bytes_freed += c.size;
+            report.blobs_deleted.push((c.digest, c.size));
+        }
+        return Ok(report);
+    }
+    guarded::sweep(registry, candidates, cutoff, &mut report).await?;
+    Ok(report)
+}
+
+/// Removes the untagged manifests the mark found, each re-checked just before. After removing,
+/// the tags and the manifests pushed since the cutoff are looked at again (a tag or an index
+/// naming it may have arrived meanwhile): those are put back, and whatever a kept manifest
+/// references joins `marked`.
+async fn remove_untagged(
+    registry: &Registry,
+    marked: &mut mark::Marked,
+    cutoff: SystemTime,
+    dry_run: bool,
+    report: &mut Report,
+) -> Result<()> {
+    let mut removed = Vec::new();
+    let mut kept = Vec::new();
     for (name, digest) in std::mem::take(&mut marked.untagged) {
         let Ok(repo) = name.parse::<RepoName>() else {
             continue;
         };
-        if still_unkept(registry, &repo, &digest, cutoff).await? {
-            if !config.dry_run {
-                mark::remove_manifest(registry, &name, &digest).await?;
-            }
-            report.manifests_deleted.push((name, digest));
+        if !still_unkept(registry, &repo, &digest, cutoff).await? {
+            kept.push((repo, digest));
             continue;
         }
-        // tagged or re-pushed since the mark: it and what it references stay
+        if !dry_run {
+            mark::remove_manifest(registry, &name, &digest).await?;
+        }
+        removed.push((repo, digest));
+    }
+    if !dry_run && !removed.is_empty() {
+        let named = guarded::recent_references(registry, cutoff).await?;
+        let mut gone = Vec::new();
+        for (repo, digest) in removed {
+            if named.contains(&digest) || tagged(registry, &repo, &digest).await? {
+                let link = PathSpec::ManifestRevisionLink {
+                    repo: &repo,
+                    digest: &digest,
+                };
+                registry.write_link(link, &digest).await?;
+                kept.push((repo, digest));
+            } else {
+                gone.push((repo, digest));
+            }
+        }
+        removed = gone;
+    }
+    report
+        .manifests_deleted
+        .extend(removed.into_iter().map(|(r, d)| (r.to_string(), d)));
+    for (repo, digest) in kept {
         marked.blobs.insert(digest.clone());
         if let Ok(stored) = registry
             .get_manifest(&repo, &Reference::Digest(digest))
@@ -92,16 +140,7 @@ pub async fn round(registry: &Registry, config: &GcConfig) -> Result<Report> {
                 .extend(m.required_blobs().map(|b| b.digest.clone()));
         }
     }
-    let candidates = guarded::candidates(registry, &marked.blobs, cutoff).await?;
-    if config.dry_run {
-        for c in candidates {
-            report.bytes_freed += c.size;
-            report.blobs_deleted.push((c.digest, c.size));
-        }
-        return Ok(report);
-    }
-    guarded::sweep(registry, candidates, cutoff, &mut report).await?;
-    Ok(report)
+    Ok(())
 }
 
 /// The re-check before removing an untagged manifest: its revision is still older than the
@@ -116,12 +155,16 @@ async fn still_unkept(
     if registry.modified(&link).await?.is_none_or(|m| m >= cutoff) {
         return Ok(false);
     }
-    let tagged = registry
+    Ok(!tagged(registry, repo, digest).await?)
+}
+
+/// Whether a tag of `repo` points at `digest` now.
+async fn tagged(registry: &Registry, repo: &RepoName, digest: &wharf_oci::Digest) -> Result<bool> {
+    Ok(registry
         .tag_targets(repo)
         .await?
         .into_iter()
-        .any(|(_, d)| &d == digest);
-    Ok(!tagged)
+        .any(|(_, d)| &d == digest))
 }
 
 /// How long a lease lasts: two intervals, so a holder renewing every round keeps it, and a

@@ -196,6 +196,17 @@ impl Registry {
             self.write_link(PathSpec::TagCurrentLink { repo, tag }, &digest)
                 .await?;
         }
+        if self.options.link_refresh.is_some() {
+            // online GC removes an old untagged revision, then looks at the tags again and
+            // restores it if one appeared; a revision removed after that look is put back here
+            let revision = PathSpec::ManifestRevisionLink {
+                repo,
+                digest: &digest,
+            };
+            if self.read_link(revision).await?.as_ref() != Some(&digest) {
+                self.write_link(revision, &digest).await?;
+            }
+        }
         self.emit(|| manifest_report(Action::Push, repo, &digest, &stored, reference));
         Ok(PutManifest {
             digest,
