@@ -263,3 +263,6 @@ async fn run_once(registry: &Registry, config: &GcConfig, lease: &dyn Lease, sta
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
