@@ -503,3 +503,50 @@ async fn a_push_refused_by_a_concurrent_sweep_is_a_clean_manifest_blob_unknown()
         .expect("HEAD");
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 }
+
+/// Runs `wharf garbage-collect --dry-run [flags] CONFIG` under a pseudo-terminal (`script`).
+fn gc_on_a_terminal(config: &Path, flags: &str) -> String {
+    let cmd = format!(
+        "{} garbage-collect --dry-run {flags} {}",
+        env!("CARGO_BIN_EXE_wharf"),
+        config.display()
+    );
+    let out = std::process::Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("run script");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn garbage_collect_draws_a_progress_bar_only_on_a_terminal() {
+    if crate::harness::require("script").is_none() {
+        return;
+    }
+    let mut wharf = Wharf::start();
+    Client::new(&wharf.url())
+        .push_blob("bar/app", &random_bytes(100))
+        .await;
+    wharf.kill();
+    let tty = gc_on_a_terminal(&wharf.config_path(), "");
+    assert!(
+        tty.contains("\r sweep [") || tty.contains("\rsweep ["),
+        "{tty:?}"
+    );
+    assert!(tty.contains("1/1"), "{tty:?}");
+    let quiet = gc_on_a_terminal(&wharf.config_path(), "--quiet");
+    assert!(!quiet.contains("sweep ["), "{quiet:?}");
+    let piped = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["garbage-collect", "--dry-run"])
+        .arg(wharf.config_path())
+        .output()
+        .expect("run wharf");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&piped.stdout),
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    assert!(piped.status.success() && !all.contains("sweep ["), "{all}");
+    assert!(all.contains("1 blobs and 0 manifests eligible"), "{all}");
+}
