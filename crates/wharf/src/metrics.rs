@@ -267,6 +267,29 @@ mod tests {
     }
 
     #[test]
+    fn gc_series_appear_only_with_online_gc() {
+        assert!(!Metrics::new("").render().contains("wharf_gc_"));
+        let stats = Arc::new(crate::gc::online::Stats::default());
+        stats.runs.store(3, Ordering::Relaxed);
+        stats.bytes_freed.store(4096, Ordering::Relaxed);
+        stats.last_duration_us.store(1_500_000, Ordering::Relaxed);
+        let text = Metrics::new("").with_gc(Some(stats)).render();
+        assert!(text.contains("\nwharf_gc_runs_total 3\n"), "{text}");
+        assert!(
+            text.contains("\nwharf_gc_bytes_freed_total 4096\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nwharf_gc_last_run_duration_seconds 1.5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE wharf_gc_blobs_deleted_total counter"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn render_shows_counters_and_cumulative_buckets() {
         let m = Metrics::new("");
         m.observe("manifest", "PUT".into(), 201, 0.02);
