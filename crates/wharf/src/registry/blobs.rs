@@ -108,14 +108,16 @@ impl Registry {
         // Online GC deletes a candidate's links before its data and then looks for new links:
         // if `from`'s link vanished meanwhile, our new link may have been missed, so withdraw
         // it and let the client upload the blob instead.
-        match self.linked_blob_size(from, digest).await {
-            Ok(_) => {}
-            Err(Error::BlobUnknown(_)) => {
-                self.remove(&PathSpec::LayerLink { repo, digest }.path())
-                    .await?;
-                return Ok(None);
+        if self.options.link_refresh.is_some() {
+            match self.linked_blob_size(from, digest).await {
+                Ok(_) => {}
+                Err(Error::BlobUnknown(_)) => {
+                    self.remove(&PathSpec::LayerLink { repo, digest }.path())
+                        .await?;
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
         }
         self.emit(|| {
             let mut report = blob_report(Action::Mount, repo, digest, size);

@@ -188,7 +188,8 @@ impl Registry {
         // Online GC deletes links first, then rescans revisions written since it marked: with
         // our revision visible, checking again means either GC sees our manifest or we see
         // its deletion and refuse, never an accepted manifest with a swept blob.
-        if let Err(e) = self.check_blobs(repo, &manifest, false).await {
+        let gc_on = self.options.link_refresh.is_some();
+        if gc_on && let Err(e) = self.check_blobs(repo, &manifest, false).await {
             self.remove_revision(repo, &digest).await?;
             return Err(e);
         }
@@ -196,7 +197,7 @@ impl Registry {
             self.write_link(PathSpec::TagCurrentLink { repo, tag }, &digest)
                 .await?;
         }
-        if self.options.link_refresh.is_some() {
+        if gc_on {
             // online GC removes an old untagged revision, then looks at the tags again and
             // restores it if one appeared; a revision removed after that look is put back here
             let revision = PathSpec::ManifestRevisionLink {
