@@ -3,6 +3,7 @@
 
 pub mod htpasswd;
 pub mod logging;
+pub mod progress;
 
 use std::path::PathBuf;
 
@@ -26,7 +27,8 @@ enum Command {
         /// distribution's config.yml (version 0.1); REGISTRY_* variables override it.
         config: Option<PathBuf>,
     },
-    /// Delete blobs no manifest references. Run it with writes stopped (read-only mode).
+    /// Delete blobs no manifest references. Run it with writes stopped (read-only mode); the
+    /// `gc:` section collects while serving instead. A progress bar shows on a terminal.
     GarbageCollect {
         /// Only report what would be deleted.
         #[arg(short = 'd', long)]
@@ -112,10 +114,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let options = crate::gc::Options {
                 dry_run,
                 delete_untagged,
+                keep_after: None,
             };
             let report = runtime()?.block_on(async {
                 let registry = crate::server::build_registry(&loaded.config).await?;
-                anyhow::Ok(crate::gc::collect(&registry, options).await?)
+                let progress = progress::for_stderr(quiet);
+                anyhow::Ok(crate::gc::collect(&registry, options, progress.as_ref()).await?)
             })?;
             print_gc_report(&report, quiet, json)
         }

@@ -12,6 +12,7 @@ mod auth;
 mod catalog;
 mod de;
 mod env;
+mod gc;
 mod health;
 mod http;
 mod log;
@@ -35,6 +36,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 pub use auth::{AuthConfig, HtpasswdAuth, SillyAuth, TokenAuth};
 pub use catalog::CatalogConfig;
+pub use gc::GcConfig;
 pub use health::{FileCheck, HealthConfig, HttpCheck, StorageDriverCheck, TcpCheck};
 pub use http::{
     DebugConfig, H2cConfig, Http2Config, HttpConfig, LetsEncrypt, Net, Prometheus, TlsConfig,
@@ -101,6 +103,8 @@ pub struct Config {
     pub token: Option<TokenServerConfig>,
     /// `tracing`: OTLP trace export (wharf's addition, not a distribution key).
     pub tracing: Option<TracingConfig>,
+    /// `gc`: online garbage collection (wharf's addition, not a distribution key).
+    pub gc: GcConfig,
 }
 
 /// A configuration plus what the operator should read before it runs.
@@ -322,6 +326,7 @@ fn build(root: &mut Node, env: &[(String, String)], ctx: &mut Ctx) -> Option<Con
     let policy = ctx.typed(section("policy"), "policy");
     let token = token::from_node(section("token"), ctx);
     let tracing = telemetry::from_node(section("tracing"), ctx);
+    let gc = gc::from_node(section("gc"), ctx);
     ctx.errors
         .extend(refusals(auth.as_ref(), http.as_ref().map(|h| &h.tls)));
     if let (Some(s), Some(r)) = (&storage, &redis)
@@ -353,6 +358,7 @@ fn build(root: &mut Node, env: &[(String, String)], ctx: &mut Ctx) -> Option<Con
         policy: policy?,
         token: token?,
         tracing: tracing?,
+        gc: gc?,
     })
 }
 
@@ -512,6 +518,9 @@ impl Serialize for Config {
         }
         if let Some(tracing) = &self.tracing {
             map.serialize_entry("tracing", tracing)?;
+        }
+        if self.gc != GcConfig::default() {
+            map.serialize_entry("gc", &self.gc)?;
         }
         map.end()
     }

@@ -18,11 +18,12 @@ pub async fn start(
     app: axum::Router,
     registry: &Registry,
     config: &Config,
+    gc: Option<Arc<crate::gc::online::Stats>>,
 ) -> anyhow::Result<axum::Router> {
     let debug = &config.http.debug;
     let health = Health::start(&config.health, registry.driver().clone());
     let metrics = (debug.prometheus.enabled && !debug.addr.is_empty())
-        .then(|| Arc::new(Metrics::new(&config.http.prefix)));
+        .then(|| Arc::new(Metrics::new(&config.http.prefix).with_gc(gc)));
     let mut app = app;
     if let Some(h) = &health {
         app = app.layer(middleware::from_fn_with_state(h.clone(), health::gate));

@@ -42,6 +42,8 @@ pub struct Metrics {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     uploads_in_flight: AtomicI64,
+    /// Online GC's counters, when `gc.enabled`.
+    gc: Option<Arc<crate::gc::online::Stats>>,
 }
 
 /// The route label: the spec endpoint, never the repository name (unbounded cardinality).
@@ -74,6 +76,12 @@ impl Metrics {
             prefix: prefix.trim_end_matches('/').to_owned(),
             ..Metrics::default()
         }
+    }
+
+    /// The same metrics, also exporting online GC's counters.
+    pub fn with_gc(mut self, gc: Option<Arc<crate::gc::online::Stats>>) -> Self {
+        self.gc = gc;
+        self
     }
 
     fn observe(&self, route: &'static str, method: String, status: u16, seconds: f64) {
@@ -145,8 +153,61 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+        if let Some(gc) = &self.gc {
+            render_gc(&mut out, gc);
+        }
         out
     }
+}
+
+/// Online GC's series: rounds, what they freed, how long the last one took.
+fn render_gc(out: &mut String, gc: &crate::gc::online::Stats) {
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+    let counters = [
+        (
+            "wharf_gc_runs_total",
+            "Online GC rounds run by this instance.",
+            load(&gc.runs),
+        ),
+        (
+            "wharf_gc_skipped_total",
+            "Rounds skipped: another instance held the lease.",
+            load(&gc.skipped),
+        ),
+        (
+            "wharf_gc_failures_total",
+            "Rounds that failed or lost the lease.",
+            load(&gc.failures),
+        ),
+        (
+            "wharf_gc_blobs_deleted_total",
+            "Blobs deleted by online GC.",
+            load(&gc.blobs_deleted),
+        ),
+        (
+            "wharf_gc_bytes_freed_total",
+            "Bytes of blobs deleted by online GC.",
+            load(&gc.bytes_freed),
+        ),
+        (
+            "wharf_gc_manifests_deleted_total",
+            "Untagged manifests removed by online GC.",
+            load(&gc.manifests_deleted),
+        ),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+        );
+    }
+    let eligible = load(&gc.last_eligible);
+    let seconds = load(&gc.last_duration_us) as f64 / 1e6;
+    let _ = writeln!(
+        out,
+        "# HELP wharf_gc_last_run_eligible_blobs Blobs the last round deleted or, in a dry run, would delete.\n# TYPE wharf_gc_last_run_eligible_blobs gauge\nwharf_gc_last_run_eligible_blobs {eligible}\n\
+         # HELP wharf_gc_last_run_duration_seconds Duration of the last online GC round.\n# TYPE wharf_gc_last_run_duration_seconds gauge\nwharf_gc_last_run_duration_seconds {seconds}"
+    );
 }
 
 /// Decrements the in-flight gauge however the request ends (including a dropped future).
@@ -203,6 +264,29 @@ mod tests {
         ] {
             assert_eq!(route_label(path), label, "{path}");
         }
+    }
+
+    #[test]
+    fn gc_series_appear_only_with_online_gc() {
+        assert!(!Metrics::new("").render().contains("wharf_gc_"));
+        let stats = Arc::new(crate::gc::online::Stats::default());
+        stats.runs.store(3, Ordering::Relaxed);
+        stats.bytes_freed.store(4096, Ordering::Relaxed);
+        stats.last_duration_us.store(1_500_000, Ordering::Relaxed);
+        let text = Metrics::new("").with_gc(Some(stats)).render();
+        assert!(text.contains("\nwharf_gc_runs_total 3\n"), "{text}");
+        assert!(
+            text.contains("\nwharf_gc_bytes_freed_total 4096\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\nwharf_gc_last_run_duration_seconds 1.5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE wharf_gc_blobs_deleted_total counter"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod layout;
 pub mod manifests;
 pub mod referrers;
+mod refresh;
 pub mod tags;
 pub mod uploads;
 
@@ -90,6 +91,9 @@ pub struct Options {
     pub read_only: bool,
     /// `validation.manifests.urls`: rules for foreign-layer URLs; `None` when validation is off.
     pub layer_urls: Option<UrlRules>,
+    /// Online GC is on: links older than this are rewritten when a repository serves or
+    /// validates them (half the grace period; see `refresh.rs`). `None` when GC is off.
+    pub link_refresh: Option<std::time::Duration>,
 }
 
 /// Which foreign-layer URLs a pushed manifest may carry (distribution's `validation` rules).
@@ -123,6 +127,8 @@ pub struct Registry {
     upload_locks: Arc<uploads::UploadLocks>,
     /// `storage.cache.blobdescriptor`; `None` asks the backend every time.
     cache: Option<Arc<dyn cache::DescriptorCache>>,
+    /// When this process last looked at each link, for online GC's link refresh.
+    refreshed: Arc<refresh::RefreshCache>,
 }
 
 impl Registry {
@@ -134,6 +140,7 @@ impl Registry {
             listener: None,
             upload_locks: Arc::default(),
             cache: None,
+            refreshed: Arc::default(),
         }
     }
 
@@ -186,7 +193,7 @@ impl Registry {
         }
     }
 
-    async fn write_link(&self, spec: PathSpec<'_>, digest: &Digest) -> Result<()> {
+    pub(crate) async fn write_link(&self, spec: PathSpec<'_>, digest: &Digest) -> Result<()> {
         let body = Bytes::from(digest.to_string());
         Ok(self.driver.put_content(&spec.path(), body).await?)
     }

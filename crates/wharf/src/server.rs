@@ -29,6 +29,7 @@ pub async fn build_registry(config: &Config) -> anyhow::Result<Registry> {
             delete_enabled: config.storage.delete_enabled,
             read_only: config.storage.readonly,
             layer_urls: layer_url_rules(config)?,
+            link_refresh: config.gc.enabled.then(|| config.gc.grace / 2),
         },
     );
     Ok(registry.with_cache(descriptor_cache(config)?))
@@ -155,8 +156,15 @@ pub async fn serve(
     let registry = build_registry(&config).await?;
     let registry = crate::notify::attach(registry, &config)?;
     spawn_upload_purging(&registry, &config);
-    let mut app =
-        crate::debug_server::start(app(registry.clone(), &config)?, &registry, &config).await?;
+    let gc_stats = config
+        .gc
+        .enabled
+        .then(|| Arc::new(crate::gc::online::Stats::default()));
+    if let Some(stats) = &gc_stats {
+        crate::gc::online::spawn(registry.clone(), config.gc, stats.clone());
+    }
+    let api = app(registry.clone(), &config)?;
+    let mut app = crate::debug_server::start(api, &registry, &config, gc_stats).await?;
     if let Some(r) = requests {
         app = app.layer(middleware::from_fn_with_state(r, crate::reporting::track));
     }

@@ -375,7 +375,18 @@ pub(crate) static ROOT: Kind = Struct(&[
             f("samplingratio", Leaf),
         ]),
     ),
+    // wharf's own section: online garbage collection
+    f("gc", Struct(GC)),
 ]);
+
+const GC: &[Field] = &[
+    f("enabled", Leaf),
+    f("interval", Leaf),
+    f("grace", Leaf),
+    f("graceperiod", Leaf),
+    f("deleteuntagged", Leaf),
+    f("dryrun", Leaf),
+];
 
 const TOKEN: &[Field] = &[
     f("issuer", Leaf),

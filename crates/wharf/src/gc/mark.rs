@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use wharf_oci::{Digest, Manifest, Reference, RepoName, Tag};
 
-use super::Options;
+use super::{Options, Progress};
 use crate::registry::layout::PathSpec;
 use crate::registry::{Registry, Result};
 
@@ -18,9 +18,16 @@ pub struct Marked {
 }
 
 /// Walks every repository and marks what its kept manifests reference.
-pub async fn mark(registry: &Registry, options: Options) -> Result<Marked> {
+pub async fn mark(
+    registry: &Registry,
+    options: Options,
+    progress: &dyn Progress,
+) -> Result<Marked> {
     let mut marked = Marked::default();
-    for name in registry.list_repositories().await? {
+    let repositories = registry.list_repositories().await?;
+    progress.start("mark", repositories.len() as u64);
+    for name in repositories {
+        progress.advance();
         let Ok(repo) = name.parse::<RepoName>() else {
             continue;
         };
@@ -35,7 +42,7 @@ pub async fn mark(registry: &Registry, options: Options) -> Result<Marked> {
             parsed.insert(d.clone(), m);
         }
         let keep = if options.delete_untagged {
-            kept(registry, &repo, &parsed).await?
+            kept(registry, &repo, &parsed, options).await?
         } else {
             parsed.keys().cloned().collect()
         };
@@ -55,11 +62,13 @@ pub async fn mark(registry: &Registry, options: Options) -> Result<Marked> {
     Ok(marked)
 }
 
-/// Manifests kept alive: tagged ones, children of kept indexes, referrers of kept subjects.
+/// Manifests kept alive: tagged ones (and, online, recent ones), children of kept indexes,
+/// referrers of kept subjects.
 async fn kept(
     registry: &Registry,
     repo: &RepoName,
     parsed: &BTreeMap<Digest, Option<Manifest>>,
+    options: Options,
 ) -> Result<BTreeSet<Digest>> {
     let mut keep: BTreeSet<Digest> = registry
         .tag_targets(repo)
@@ -68,6 +77,17 @@ async fn kept(
         .map(|(_, d)| d)
         .filter(|d| parsed.contains_key(d))
         .collect();
+    if let Some(after) = options.keep_after {
+        for digest in parsed.keys() {
+            if keep.contains(digest) {
+                continue;
+            }
+            let link = PathSpec::ManifestRevisionLink { repo, digest }.path();
+            if registry.modified(&link).await?.is_none_or(|m| m >= after) {
+                keep.insert(digest.clone());
+            }
+        }
+    }
     loop {
         let before = keep.len();
         for (digest, manifest) in parsed {
@@ -108,6 +128,18 @@ pub async fn remove_manifest(registry: &Registry, repo: &str, digest: &Digest) -
 }
 
 impl Registry {
+    /// When a file was last written; `None` when it does not exist.
+    pub(crate) async fn modified(
+        &self,
+        path: &wharf_storage::StoragePath,
+    ) -> Result<Option<std::time::SystemTime>> {
+        match self.driver().stat(path).await {
+            Ok(info) => Ok(Some(info.modified)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Every manifest revision of a repository.
     pub async fn list_revisions(&self, repo: &RepoName) -> Result<Vec<Digest>> {
         let dir = PathSpec::Repository { repo }

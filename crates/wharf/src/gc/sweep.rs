@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use wharf_oci::{Digest, RepoName};
 use wharf_storage::StoragePath;
 
-use super::Report;
+use super::{Progress, Report};
 use crate::registry::layout::{PathSpec, ROOT};
 use crate::registry::{Registry, Result};
 
@@ -15,29 +15,29 @@ pub async fn sweep(
     marked: &BTreeSet<Digest>,
     dry_run: bool,
     report: &mut Report,
+    progress: &dyn Progress,
 ) -> Result<()> {
-    let blobs = StoragePath::new(format!("{ROOT}/blobs"))?;
-    for alg in registry.child_names(&blobs).await? {
-        let alg_dir = blobs.join(&alg)?;
-        for prefix in registry.child_names(&alg_dir).await? {
-            for hex in registry.child_names(&alg_dir.join(&prefix)?).await? {
-                let Ok(digest) = format!("{alg}:{hex}").parse::<Digest>() else {
-                    continue;
-                };
-                if marked.contains(&digest) {
-                    continue;
-                }
-                let size = registry.blob_size(&digest).await?.unwrap_or(0);
-                if !dry_run {
-                    registry.forget_blob(&digest).await;
-                    registry
-                        .remove(&PathSpec::Blob { digest: &digest }.path())
-                        .await?;
-                    registry.forget_blob(&digest).await;
-                }
-                report.bytes_freed += size;
-                report.blobs_deleted.push((digest, size));
+    let prefixes = blob_prefixes(registry).await?;
+    progress.start("sweep", prefixes.len() as u64);
+    for (alg, prefix_dir) in prefixes {
+        progress.advance();
+        for hex in registry.child_names(&prefix_dir).await? {
+            let Ok(digest) = format!("{alg}:{hex}").parse::<Digest>() else {
+                continue;
+            };
+            if marked.contains(&digest) {
+                continue;
             }
+            let size = registry.blob_size(&digest).await?.unwrap_or(0);
+            if !dry_run {
+                registry.forget_blob(&digest).await;
+                registry
+                    .remove(&PathSpec::Blob { digest: &digest }.path())
+                    .await?;
+                registry.forget_blob(&digest).await;
+            }
+            report.bytes_freed += size;
+            report.blobs_deleted.push((digest, size));
         }
     }
     if !dry_run {
@@ -66,4 +66,18 @@ pub async fn sweep(
         }
     }
     Ok(())
+}
+
+/// Every `blobs/<alg>/<xx>` directory with its algorithm, listed up front so progress has a
+/// total.
+pub(crate) async fn blob_prefixes(registry: &Registry) -> Result<Vec<(String, StoragePath)>> {
+    let blobs = StoragePath::new(format!("{ROOT}/blobs"))?;
+    let mut out = Vec::new();
+    for alg in registry.child_names(&blobs).await? {
+        let alg_dir = blobs.join(&alg)?;
+        for prefix in registry.child_names(&alg_dir).await? {
+            out.push((alg.clone(), alg_dir.join(&prefix)?));
+        }
+    }
+    Ok(out)
 }

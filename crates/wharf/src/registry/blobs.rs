@@ -9,6 +9,8 @@ use crate::notify::{Action, blob_report};
 
 impl Registry {
     /// Size of a blob the repository holds; `BlobUnknown` otherwise.
+    /// With online GC on, an old link is refreshed, so a client told "the blob exists" has a
+    /// whole grace period to push the manifest that references it.
     pub async fn stat_blob(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
         if !self.repository_links_blob(repo, digest).await? {
             return Err(Error::BlobUnknown(digest.clone()));
@@ -17,8 +19,22 @@ impl Registry {
             .cached_blob_size(digest)
             .await?
             .ok_or_else(|| Error::BlobUnknown(digest.clone()))?;
+        self.refresh_link(&PathSpec::LayerLink { repo, digest }.path())
+            .await?;
         self.emit(|| blob_report(Action::Pull, repo, digest, size));
         Ok(size)
+    }
+
+    /// Size of a blob the repository links, asked of the backend with no side effect (no cache,
+    /// no refresh, no event): the re-checks that pair with online GC's deletions.
+    pub(crate) async fn linked_blob_size(&self, repo: &RepoName, digest: &Digest) -> Result<u64> {
+        let linked = self.read_link(PathSpec::LayerLink { repo, digest }).await?;
+        if linked.as_ref() != Some(digest) {
+            return Err(Error::BlobUnknown(digest.clone()));
+        }
+        self.blob_size(digest)
+            .await?
+            .ok_or_else(|| Error::BlobUnknown(digest.clone()))
     }
 
     /// Size of a blob in the shared store, whatever repository links it, asked of the backend
@@ -100,6 +116,22 @@ impl Registry {
         self.write_link(PathSpec::LayerLink { repo, digest }, digest)
             .await?;
         self.remember_link(repo, digest).await;
+        // Online GC deletes a candidate's links before its data and then looks for new links:
+        // if `from`'s link vanished meanwhile, our new link may have been missed, so withdraw
+        // it and let the client upload the blob instead.
+        if self.options.link_refresh.is_some() {
+            match self.linked_blob_size(from, digest).await {
+                Ok(_) => {}
+                Err(Error::BlobUnknown(_)) => {
+                    self.forget_link(repo, digest).await;
+                    self.remove(&PathSpec::LayerLink { repo, digest }.path())
+                        .await?;
+                    self.forget_link(repo, digest).await;
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         self.emit(|| {
             let mut report = blob_report(Action::Mount, repo, digest, size);
             report.from = Some(from.clone());

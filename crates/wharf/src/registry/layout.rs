@@ -13,8 +13,10 @@
 //!     _uploads/<id>/startedat                             RFC 3339 start time, for upload purging
 //!     _uploads/<id>/hashstates/<alg>/<offset>             hasher state after <offset> bytes
 //!     _referrers/<alg>/<hex>/<alg>/<hex>/link             wharf's addition: subject -> referrer
+//!   _wharf/gc-lease                                       wharf's addition: online GC's collector lease
 //! ```
-//! `_referrers` starts with `_`, so distribution's catalog and GC walk past it.
+//! `_referrers` starts with `_`, so distribution's catalog and GC walk past it; `_wharf` sits
+//! beside `blobs` and `repositories`, where distribution never looks.
 
 use wharf_oci::{Algorithm, Digest, RepoName, Tag};
 use wharf_storage::StoragePath;
@@ -29,6 +31,8 @@ pub const ROOT: &str = "/docker/registry/v2";
 pub enum PathSpec<'a> {
     /// Directory holding every repository.
     Repositories,
+    /// Which instance collects garbage now (wharf's addition, outside distribution's tree).
+    GcLease,
     /// A repository's directory.
     Repository { repo: &'a RepoName },
     /// The bytes of a blob (or manifest).
@@ -115,6 +119,7 @@ impl PathSpec<'_> {
         let repos = format!("{ROOT}/repositories");
         let s = match *self {
             Repositories => repos,
+            GcLease => format!("{ROOT}/_wharf/gc-lease"),
             Repository { repo } => format!("{repos}/{repo}"),
             BlobData { digest } => format!("{}/data", Blob { digest }.path()),
             Blob { digest } => format!(

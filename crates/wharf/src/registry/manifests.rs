@@ -142,7 +142,9 @@ impl Registry {
         // together, so one PUT waits for three rounds of writes instead of four or five.
         let data = PathSpec::BlobData { digest: &digest }.path();
         let store_data = async {
-            if !self.exists(&data).await? {
+            // with online GC on, existing bytes are rewritten too: a fresh modification time
+            // keeps the collector's last re-check from deleting data a new revision names
+            if self.options.link_refresh.is_some() || !self.exists(&data).await? {
                 self.driver.put_content(&data, bytes).await?;
             }
             Ok::<_, Error>(())
@@ -183,9 +185,28 @@ impl Registry {
             &digest,
         );
         futures::try_join!(referrer, revision)?;
+        // Online GC deletes links first, then rescans revisions written since it marked: with
+        // our revision visible, checking again means either GC sees our manifest or we see
+        // its deletion and refuse, never an accepted manifest with a swept blob.
+        let gc_on = self.options.link_refresh.is_some();
+        if gc_on && let Err(e) = self.check_blobs(repo, &manifest, false).await {
+            self.remove_revision(repo, &digest).await?;
+            return Err(e);
+        }
         if let Reference::Tag(tag) = reference {
             self.write_link(PathSpec::TagCurrentLink { repo, tag }, &digest)
                 .await?;
+        }
+        if gc_on {
+            // online GC removes an old untagged revision, then looks at the tags again and
+            // restores it if one appeared; a revision removed after that look is put back here
+            let revision = PathSpec::ManifestRevisionLink {
+                repo,
+                digest: &digest,
+            };
+            if self.read_link(revision).await?.as_ref() != Some(&digest) {
+                self.write_link(revision, &digest).await?;
+            }
         }
         self.emit(|| manifest_report(Action::Push, repo, &digest, &stored, reference));
         Ok(PutManifest {
@@ -205,8 +226,19 @@ impl Registry {
                 }
             }
         }
+        self.check_blobs(repo, manifest, true).await
+    }
+
+    /// Every config/layer linked in the repository and every index child a revision of it;
+    /// `refresh` (the first check) also refreshes their links for online GC.
+    async fn check_blobs(&self, repo: &RepoName, manifest: &Manifest, refresh: bool) -> Result<()> {
         for blob in manifest.required_blobs() {
-            match self.stat_blob(repo, &blob.digest).await {
+            let found = if refresh {
+                self.stat_blob(repo, &blob.digest).await
+            } else {
+                self.linked_blob_size(repo, &blob.digest).await
+            };
+            match found {
                 Ok(_) => {}
                 Err(Error::BlobUnknown(d)) => return Err(Error::ManifestBlobUnknown(d)),
                 Err(e) => return Err(e),
@@ -219,6 +251,11 @@ impl Registry {
             for child in &manifest.manifests {
                 let child_ref = Reference::Digest(child.digest.clone());
                 match self.resolve(repo, &child_ref).await {
+                    Ok(_) if refresh => {
+                        let digest = &child.digest;
+                        let link = PathSpec::ManifestRevisionLink { repo, digest };
+                        self.refresh_link(&link.path()).await?;
+                    }
                     Ok(_) => {}
                     Err(Error::ManifestUnknown(_)) => {
                         return Err(Error::ManifestBlobUnknown(child.digest.clone()));

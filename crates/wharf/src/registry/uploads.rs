@@ -319,25 +319,39 @@ impl Registry {
             )));
         }
         let data = PathSpec::UploadData { repo, id }.path();
-        if self.blob_size(digest).await?.is_none() {
-            if size == 0 && !self.exists(&data).await? {
-                // an empty blob never created a data file
-                self.driver
-                    .put_content(&PathSpec::BlobData { digest }.path(), Bytes::new())
-                    .await?;
-            } else {
-                self.driver
-                    .rename(&data, &PathSpec::BlobData { digest }.path())
-                    .await?;
-            }
+        // With online GC on, bytes the store already holds are still moved in: the fresh
+        // modification time is what the collector re-checks just before deleting blob data.
+        let gc_on = self.options.link_refresh.is_some();
+        if gc_on || self.blob_size(digest).await?.is_none() {
+            self.place_blob(&data, digest, size).await?;
         }
         self.write_link(PathSpec::LayerLink { repo, digest }, digest)
             .await?;
+        if gc_on && self.blob_size(digest).await?.is_none() {
+            // swept between our move and our link: an empty blob can be written again
+            self.place_blob(&data, digest, size).await?;
+        }
         self.remember_blob(digest, size).await;
         self.remember_link(repo, digest).await;
         self.remove(&PathSpec::Upload { repo, id }.path()).await?;
         self.emit(|| crate::notify::blob_report(crate::notify::Action::Push, repo, digest, size));
         Ok(size)
+    }
+
+    /// Moves an upload's bytes to the blob store (an empty blob never created a data file).
+    async fn place_blob(
+        &self,
+        data: &wharf_storage::StoragePath,
+        digest: &Digest,
+        size: u64,
+    ) -> Result<()> {
+        let blob = PathSpec::BlobData { digest }.path();
+        if self.exists(data).await? {
+            self.driver.rename(data, &blob).await?;
+        } else if size == 0 {
+            self.driver.put_content(&blob, Bytes::new()).await?;
+        }
+        Ok(())
     }
 
     /// Discards an upload session and its bytes.

@@ -320,7 +320,8 @@ fn full_config_with_auth_and_tls_reports_both() {
 fn env_schema_matches_the_typed_sections() {
     let tls = "  tls:\n    certificate: /c\n    key: /k\n    clientcas: [/ca]\n    clientauth: require-and-verify-client-cert\n    minimumtls: tls1.2\n    ciphersuites: [TLS_AES_128_GCM_SHA256]\n    letsencrypt:\n      cachefile: /a\n      email: e\n      hosts: [h]\n      directoryurl: https://acme\n";
     let token = "token:\n  issuer: wharf\n  service: reg\n  realm: https://r/auth/token\n  expiration: 5m\n  refreshexpiration: 720h\n  signingkey: /k\n  certificate: /c\n  htpasswd: /h\n  groups: {ops: [a]}\n  access:\n    - match: {group: ops, repository: \"*\"}\n      actions: [pull]\n";
-    let yaml = format!("{FULL}{FULL_AUTH_TLS}{token}tracing:\n  endpoint: http://c:4318\n")
+    let gc = "gc:\n  enabled: true\n  interval: 10m\n  grace: 1h\n  deleteuntagged: true\n  dryrun: true\n";
+    let yaml = format!("{FULL}{FULL_AUTH_TLS}{token}{gc}tracing:\n  endpoint: http://c:4318\n")
         .replace("  h2c:\n", &format!("{tls}  h2c:\n"));
     let (config, ctx) = typed(&yaml, &[]);
     assert!(
