@@ -12,6 +12,7 @@
 
 pub mod endpoint;
 pub mod event;
+pub mod https;
 pub mod queue;
 
 use std::path::PathBuf;
@@ -93,10 +94,18 @@ pub struct RequestInfo {
     pub request: event::Request,
     /// Base URL of the API as the client sees it (scheme, host, `http.prefix`).
     pub base_url: String,
+    /// The authenticated user, set once access control has let the request in.
+    actor: std::sync::OnceLock<String>,
 }
 
 tokio::task_local! {
     static REQUEST: RequestInfo;
+}
+
+/// Records who the request is authenticated as (htpasswd user, token `sub`), for `actor.name`;
+/// a no-op outside [`scope`].
+pub fn set_actor(name: String) {
+    let _ = REQUEST.try_with(|i| i.actor.set(name));
 }
 
 /// Runs one API request with `info` visible to the listener.
@@ -105,10 +114,13 @@ pub async fn scope<F: Future>(info: RequestInfo, f: F) -> F::Output {
 }
 
 impl RequestInfo {
-    /// Reads what events need from the request head.
+    /// Reads what events need from the request head; `peer` is the client's socket address,
+    /// used for `request.addr` unless `X-Forwarded-For` or `X-Real-IP` names the client, as in
+    /// distribution.
     pub fn from_headers(
         method: &http::Method,
         headers: &http::HeaderMap,
+        peer: Option<std::net::SocketAddr>,
         base_url: String,
     ) -> Self {
         let get = |name: &str| {
@@ -124,7 +136,10 @@ impl RequestInfo {
         let forwarded = get("x-forwarded-for");
         let addr = match forwarded.split(',').next().map(str::trim) {
             Some(a) if !a.is_empty() => a.to_owned(),
-            _ => get("x-real-ip"),
+            _ => Some(get("x-real-ip"))
+                .filter(|a| !a.is_empty())
+                .or_else(|| peer.map(|p| p.to_string()))
+                .unwrap_or_default(),
         };
         RequestInfo {
             request: event::Request {
@@ -135,6 +150,7 @@ impl RequestInfo {
                 useragent: get("user-agent"),
             },
             base_url,
+            actor: std::sync::OnceLock::new(),
         }
     }
 
@@ -285,7 +301,9 @@ impl Notifier {
                 },
             },
             request: info.request.clone(),
-            actor: event::Actor::default(),
+            actor: event::Actor {
+                name: info.actor.get().cloned().unwrap_or_default(),
+            },
             source: self.source.clone(),
         }
     }

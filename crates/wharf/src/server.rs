@@ -148,6 +148,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
                     tokio::spawn(crate::tls::serve(listener, acceptor, app, shutdown))
                 }
                 None => tokio::spawn(async move {
+                    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
                     axum::serve(listener, app)
                         .with_graceful_shutdown(shutdown)
                         .await
