@@ -5,6 +5,9 @@
 //! Filled by one middleware on the API router ([`track`]); knows the API only through
 //! `Route::parse`, for the route label.
 
+pub mod notify;
+pub mod storage;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -42,6 +45,8 @@ pub struct Metrics {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     uploads_in_flight: AtomicI64,
+    /// Series owned by other subsystems (storage, notifications), rendered after these.
+    sources: Vec<Arc<dyn Source>>,
 }
 
 /// The route label: the spec endpoint, never the repository name (unbounded cardinality).
@@ -145,7 +150,30 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
+        for source in &self.sources {
+            source.render(&mut out);
+        }
         out
+    }
+}
+
+/// A subsystem that keeps its own series and renders them into the scrape.
+pub trait Source: Send + Sync {
+    /// Appends complete `# HELP`/`# TYPE` families in the text exposition format.
+    fn render(&self, out: &mut String);
+}
+
+/// Whether `config` turns Prometheus on (`http.debug.prometheus.enabled` with a debug address).
+pub fn enabled(config: &crate::config::Config) -> bool {
+    let debug = &config.http.debug;
+    debug.prometheus.enabled && !debug.addr.is_empty()
+}
+
+impl Metrics {
+    /// The same metrics, also rendering `sources` on every scrape.
+    pub fn with_sources(mut self, sources: Vec<Arc<dyn Source>>) -> Self {
+        self.sources = sources;
+        self
     }
 }
 

@@ -17,6 +17,7 @@ pub mod queue;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use tokio::sync::Notify;
@@ -173,6 +174,22 @@ struct Route {
     ignored_actions: Vec<String>,
     queue: Arc<queue::Queue>,
     wake: Arc<Notify>,
+    stats: Arc<endpoint::Stats>,
+}
+
+/// One endpoint's delivery state, as metrics report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointState {
+    /// `name` of the endpoint.
+    pub name: String,
+    /// Events queued, not yet delivered.
+    pub pending: u64,
+    /// Events delivered since start.
+    pub delivered: u64,
+    /// Failed delivery attempts since start.
+    pub failures: u64,
+    /// Events dropped because they could not be queued.
+    pub dropped: u64,
 }
 
 /// The [`Listener`] that feeds every configured endpoint.
@@ -249,7 +266,13 @@ impl Notifier {
                 .collect();
             let queue = Arc::new(queue::Queue::open(&dir, &file)?);
             let wake = Arc::new(Notify::new());
-            tokio::spawn(endpoint::deliver(target, queue.clone(), wake.clone()));
+            let stats = Arc::new(endpoint::Stats::default());
+            tokio::spawn(endpoint::deliver(
+                target,
+                queue.clone(),
+                wake.clone(),
+                stats.clone(),
+            ));
             let mut ignored_media_types = ep.ignored_media_types.clone();
             ignored_media_types.extend(ep.ignore.media_types.iter().cloned());
             routes.push(Route {
@@ -258,6 +281,7 @@ impl Notifier {
                 ignored_actions: ep.ignore.actions.clone(),
                 queue,
                 wake,
+                stats,
             });
         }
         if routes.is_empty() {
@@ -326,7 +350,10 @@ impl Listener for Notifier {
             }
             match route.queue.append(&line) {
                 Ok(()) => route.wake.notify_one(),
-                Err(e) => tracing::error!(endpoint = %route.name, error = %e, "event not queued"),
+                Err(e) => {
+                    route.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(endpoint = %route.name, error = %e, "event not queued");
+                }
             }
         }
     }
@@ -337,10 +364,34 @@ pub fn attach(
     registry: crate::registry::Registry,
     config: &Config,
 ) -> Result<crate::registry::Registry, Error> {
+    Ok(attach_notifier(registry, config)?.0)
+}
+
+/// [`attach`], also returning the notifier (for its metrics).
+pub fn attach_notifier(
+    registry: crate::registry::Registry,
+    config: &Config,
+) -> Result<(crate::registry::Registry, Option<Arc<Notifier>>), Error> {
     Ok(match Notifier::start(config)? {
-        Some(notifier) => registry.with_listener(notifier),
-        None => registry,
+        Some(notifier) => (registry.with_listener(notifier.clone()), Some(notifier)),
+        None => (registry, None),
     })
+}
+
+impl Notifier {
+    /// Every enabled endpoint's delivery state, in configuration order.
+    pub fn endpoints(&self) -> Vec<EndpointState> {
+        self.routes
+            .iter()
+            .map(|r| EndpointState {
+                name: r.name.clone(),
+                pending: r.queue.pending(),
+                delivered: r.stats.delivered.load(Ordering::Relaxed),
+                failures: r.stats.failures.load(Ordering::Relaxed),
+                dropped: r.stats.dropped.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
 }
 
 /// The report of a manifest action; `bytes` are the stored manifest.

@@ -16,12 +16,23 @@ use crate::registry::{Options, Registry};
 
 /// Builds the registry described by `config` (storage driver and options).
 pub async fn build_registry(config: &Config) -> anyhow::Result<Registry> {
-    let driver = config
+    build_registry_with(config, None).await
+}
+
+/// [`build_registry`], with every storage call recorded in `ops` when given (metrics).
+pub async fn build_registry_with(
+    config: &Config,
+    ops: Option<Arc<crate::metrics::storage::StorageOps>>,
+) -> anyhow::Result<Registry> {
+    let mut driver = config
         .storage
         .driver
         .build()
         .await
         .context("starting the storage driver")?;
+    if let Some(ops) = ops {
+        driver = crate::metrics::storage::instrument(driver, ops);
+    }
     Ok(Registry::new(
         driver,
         Options {
@@ -125,11 +136,17 @@ fn tcp_addr(addr: &str) -> String {
 
 /// Serves until SIGTERM or SIGINT, then drains in-flight requests for up to `http.draintimeout`.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let registry = build_registry(&config).await?;
-    let registry = crate::notify::attach(registry, &config)?;
+    let storage_ops = crate::metrics::enabled(&config)
+        .then(|| Arc::new(crate::metrics::storage::StorageOps::default()));
+    let registry = build_registry_with(&config, storage_ops.clone()).await?;
+    let (registry, notifier) = crate::notify::attach_notifier(registry, &config)?;
     spawn_upload_purging(&registry, &config);
+    let mut sources: Vec<Arc<dyn crate::metrics::Source>> = Vec::new();
+    sources.extend(storage_ops.map(|o| o as Arc<dyn crate::metrics::Source>));
+    sources.extend(notifier.map(|n| n as Arc<dyn crate::metrics::Source>));
     let app =
-        crate::debug_server::start(app(registry.clone(), &config)?, &registry, &config).await?;
+        crate::debug_server::start(app(registry.clone(), &config)?, &registry, &config, sources)
+            .await?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut wait_rx = stop_rx.clone();
     let shutdown = async move {

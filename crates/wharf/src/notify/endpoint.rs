@@ -3,6 +3,7 @@
 //! until `threshold` consecutive failures, then wait `backoff` before each further attempt).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -206,8 +207,19 @@ where
         .ok_or_else(|| format!("no HTTP status in {line:?}"))
 }
 
+/// Delivery counters of one endpoint, for metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Events the endpoint accepted.
+    pub delivered: AtomicU64,
+    /// Failed attempts (each retry counts).
+    pub failures: AtomicU64,
+    /// Events that could not be queued (queue full or unwritable).
+    pub dropped: AtomicU64,
+}
+
 /// Delivers `queue` to `target` forever, oldest first; `wake` is signalled on every append.
-pub async fn deliver(target: Target, queue: Arc<Queue>, wake: Arc<Notify>) {
+pub async fn deliver(target: Target, queue: Arc<Queue>, wake: Arc<Notify>, stats: Arc<Stats>) {
     let mut failures: u64 = 0;
     loop {
         let next = match queue.peek() {
@@ -229,12 +241,14 @@ pub async fn deliver(target: Target, queue: Arc<Queue>, wake: Arc<Notify>) {
         match target.post(&body).await {
             Ok(()) => {
                 failures = 0;
+                stats.delivered.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = queue.ack(offset) {
                     tracing::error!(endpoint = %target.name, error = %e, "acknowledging notification");
                 }
             }
             Err(e) => {
                 failures += 1;
+                stats.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(endpoint = %target.name, failures, error = %e, "notification not delivered; will retry");
                 let pause = if failures >= target.threshold {
                     target.backoff

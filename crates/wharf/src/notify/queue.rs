@@ -15,6 +15,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Undelivered bytes kept before new events are dropped.
 pub const MAX_PENDING_BYTES: u64 = 256 << 20;
@@ -43,6 +44,8 @@ pub struct Queue {
     events: PathBuf,
     offset: PathBuf,
     lock: Mutex<()>,
+    /// Undelivered events, for the queue-depth metric.
+    pending: AtomicU64,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -61,6 +64,7 @@ impl Queue {
             events: dir.join(format!("{name}.events")),
             offset: dir.join(format!("{name}.offset")),
             lock: Mutex::new(()),
+            pending: AtomicU64::new(0),
         };
         let new_file = !q.events.exists();
         OpenOptions::new()
@@ -74,7 +78,31 @@ impl Queue {
         if new_dir && let Some(parent) = dir.parent() {
             sync_dir(parent)?;
         }
+        q.pending.store(q.count_pending()?, Ordering::Relaxed);
         Ok(q)
+    }
+
+    /// Complete lines after the delivered offset (read once, at open).
+    fn count_pending(&self) -> Result<u64, Error> {
+        let mut f = File::open(&self.events).map_err(io(&self.events))?;
+        f.seek(SeekFrom::Start(self.delivered()?))
+            .map_err(io(&self.events))?;
+        let mut n = 0;
+        let mut line = Vec::new();
+        let mut r = BufReader::new(f);
+        loop {
+            line.clear();
+            let read = r.read_until(b'\n', &mut line).map_err(io(&self.events))?;
+            if read == 0 || line.last() != Some(&b'\n') {
+                return Ok(n);
+            }
+            n += 1;
+        }
+    }
+
+    /// Events queued and not yet delivered.
+    pub fn pending(&self) -> u64 {
+        self.pending.load(Ordering::Relaxed)
     }
 
     fn len(&self) -> Result<u64, Error> {
@@ -108,7 +136,9 @@ impl Queue {
         buf.extend_from_slice(line);
         buf.push(b'\n');
         f.write_all(&buf).map_err(io(&self.events))?;
-        f.sync_data().map_err(io(&self.events))
+        f.sync_data().map_err(io(&self.events))?;
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// The first undelivered line and the offset just past it, if any complete line is there.
@@ -141,7 +171,13 @@ impl Queue {
         f.write_all(offset.to_string().as_bytes())
             .map_err(io(&tmp))?;
         f.sync_data().map_err(io(&tmp))?;
-        std::fs::rename(&tmp, &self.offset).map_err(io(&self.offset))
+        std::fs::rename(&tmp, &self.offset).map_err(io(&self.offset))?;
+        let _ = self
+            .pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                Some(n.saturating_sub(1))
+            });
+        Ok(())
     }
 }
 
@@ -166,10 +202,12 @@ mod tests {
         q.ack(next).unwrap();
         drop(q);
         let q = Queue::open(dir.path(), "ep").unwrap();
+        assert_eq!(q.pending(), 1, "the depth is recounted at open");
         let (line, next) = q.peek().unwrap().unwrap();
         assert_eq!(line, b"two", "a reopened queue resumes after the last ack");
         q.ack(next).unwrap();
         assert!(q.peek().unwrap().is_none());
+        assert_eq!(q.pending(), 0);
     }
 
     #[test]
