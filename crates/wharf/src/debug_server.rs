@@ -13,17 +13,18 @@ use crate::metrics::{self, Metrics};
 use crate::registry::Registry;
 
 /// Instruments `app` as the config asks and spawns the debug listener when `http.debug.addr`
-/// is set; returns the router to serve on the main port.
+/// is set; returns the router to serve on the main port. `sources` add their series (storage,
+/// notifications) to the scrape.
 pub async fn start(
     app: axum::Router,
     registry: &Registry,
     config: &Config,
-    gc: Option<Arc<crate::gc::online::Stats>>,
+    sources: Vec<Arc<dyn metrics::Source>>,
 ) -> anyhow::Result<axum::Router> {
     let debug = &config.http.debug;
     let health = Health::start(&config.health, registry.driver().clone());
     let metrics = (debug.prometheus.enabled && !debug.addr.is_empty())
-        .then(|| Arc::new(Metrics::new(&config.http.prefix).with_gc(gc)));
+        .then(|| Arc::new(Metrics::new(&config.http.prefix).with_sources(sources)));
     let mut app = app;
     if let Some(h) = &health {
         app = app.layer(middleware::from_fn_with_state(h.clone(), health::gate));

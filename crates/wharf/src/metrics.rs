@@ -5,6 +5,9 @@
 //! Filled by one middleware on the API router ([`track`]); knows the API only through
 //! `Route::parse`, for the route label.
 
+pub mod notify;
+pub mod storage;
+
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -42,8 +45,8 @@ pub struct Metrics {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     uploads_in_flight: AtomicI64,
-    /// Online GC's counters, when `gc.enabled`.
-    gc: Option<Arc<crate::gc::online::Stats>>,
+    /// Series owned by other subsystems (storage, notifications), rendered after these.
+    sources: Vec<Arc<dyn Source>>,
 }
 
 /// The route label: the spec endpoint, never the repository name (unbounded cardinality).
@@ -76,12 +79,6 @@ impl Metrics {
             prefix: prefix.trim_end_matches('/').to_owned(),
             ..Metrics::default()
         }
-    }
-
-    /// The same metrics, also exporting online GC's counters.
-    pub fn with_gc(mut self, gc: Option<Arc<crate::gc::online::Stats>>) -> Self {
-        self.gc = gc;
-        self
     }
 
     fn observe(&self, route: &'static str, method: String, status: u16, seconds: f64) {
@@ -153,8 +150,8 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
-        if let Some(gc) = &self.gc {
-            render_gc(&mut out, gc);
+        for source in &self.sources {
+            source.render(&mut out);
         }
         out
     }
@@ -208,6 +205,32 @@ fn render_gc(out: &mut String, gc: &crate::gc::online::Stats) {
         "# HELP wharf_gc_last_run_eligible_blobs Blobs the last round deleted or, in a dry run, would delete.\n# TYPE wharf_gc_last_run_eligible_blobs gauge\nwharf_gc_last_run_eligible_blobs {eligible}\n\
          # HELP wharf_gc_last_run_duration_seconds Duration of the last online GC round.\n# TYPE wharf_gc_last_run_duration_seconds gauge\nwharf_gc_last_run_duration_seconds {seconds}"
     );
+}
+
+impl Source for crate::gc::online::Stats {
+    fn render(&self, out: &mut String) {
+        render_gc(out, self);
+    }
+}
+
+/// A subsystem that keeps its own series and renders them into the scrape.
+pub trait Source: Send + Sync {
+    /// Appends complete `# HELP`/`# TYPE` families in the text exposition format.
+    fn render(&self, out: &mut String);
+}
+
+/// Whether `config` turns Prometheus on (`http.debug.prometheus.enabled` with a debug address).
+pub fn enabled(config: &crate::config::Config) -> bool {
+    let debug = &config.http.debug;
+    debug.prometheus.enabled && !debug.addr.is_empty()
+}
+
+impl Metrics {
+    /// The same metrics, also rendering `sources` on every scrape.
+    pub fn with_sources(mut self, sources: Vec<Arc<dyn Source>>) -> Self {
+        self.sources = sources;
+        self
+    }
 }
 
 /// Decrements the in-flight gauge however the request ends (including a dropped future).
@@ -273,7 +296,7 @@ mod tests {
         stats.runs.store(3, Ordering::Relaxed);
         stats.bytes_freed.store(4096, Ordering::Relaxed);
         stats.last_duration_us.store(1_500_000, Ordering::Relaxed);
-        let text = Metrics::new("").with_gc(Some(stats)).render();
+        let text = Metrics::new("").with_sources(vec![stats]).render();
         assert!(text.contains("\nwharf_gc_runs_total 3\n"), "{text}");
         assert!(
             text.contains("\nwharf_gc_bytes_freed_total 4096\n"),

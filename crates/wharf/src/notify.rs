@@ -12,10 +12,12 @@
 
 pub mod endpoint;
 pub mod event;
+pub mod https;
 pub mod queue;
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use tokio::sync::Notify;
@@ -93,10 +95,18 @@ pub struct RequestInfo {
     pub request: event::Request,
     /// Base URL of the API as the client sees it (scheme, host, `http.prefix`).
     pub base_url: String,
+    /// The authenticated user, set once access control has let the request in.
+    actor: std::sync::OnceLock<String>,
 }
 
 tokio::task_local! {
     static REQUEST: RequestInfo;
+}
+
+/// Records who the request is authenticated as (htpasswd user, token `sub`), for `actor.name`;
+/// a no-op outside [`scope`].
+pub fn set_actor(name: String) {
+    let _ = REQUEST.try_with(|i| i.actor.set(name));
 }
 
 /// Runs one API request with `info` visible to the listener.
@@ -105,10 +115,13 @@ pub async fn scope<F: Future>(info: RequestInfo, f: F) -> F::Output {
 }
 
 impl RequestInfo {
-    /// Reads what events need from the request head.
+    /// Reads what events need from the request head; `peer` is the client's socket address,
+    /// used for `request.addr` unless `X-Forwarded-For` or `X-Real-IP` names the client, as in
+    /// distribution.
     pub fn from_headers(
         method: &http::Method,
         headers: &http::HeaderMap,
+        peer: Option<std::net::SocketAddr>,
         base_url: String,
     ) -> Self {
         let get = |name: &str| {
@@ -124,7 +137,10 @@ impl RequestInfo {
         let forwarded = get("x-forwarded-for");
         let addr = match forwarded.split(',').next().map(str::trim) {
             Some(a) if !a.is_empty() => a.to_owned(),
-            _ => get("x-real-ip"),
+            _ => Some(get("x-real-ip"))
+                .filter(|a| !a.is_empty())
+                .or_else(|| peer.map(|p| p.to_string()))
+                .unwrap_or_default(),
         };
         RequestInfo {
             request: event::Request {
@@ -135,6 +151,7 @@ impl RequestInfo {
                 useragent: get("user-agent"),
             },
             base_url,
+            actor: std::sync::OnceLock::new(),
         }
     }
 
@@ -157,6 +174,22 @@ struct Route {
     ignored_actions: Vec<String>,
     queue: Arc<queue::Queue>,
     wake: Arc<Notify>,
+    stats: Arc<endpoint::Stats>,
+}
+
+/// One endpoint's delivery state, as metrics report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointState {
+    /// `name` of the endpoint.
+    pub name: String,
+    /// Events queued, not yet delivered.
+    pub pending: u64,
+    /// Events delivered since start.
+    pub delivered: u64,
+    /// Failed delivery attempts since start.
+    pub failures: u64,
+    /// Events dropped because they could not be queued.
+    pub dropped: u64,
 }
 
 /// The [`Listener`] that feeds every configured endpoint.
@@ -233,7 +266,13 @@ impl Notifier {
                 .collect();
             let queue = Arc::new(queue::Queue::open(&dir, &file)?);
             let wake = Arc::new(Notify::new());
-            tokio::spawn(endpoint::deliver(target, queue.clone(), wake.clone()));
+            let stats = Arc::new(endpoint::Stats::default());
+            tokio::spawn(endpoint::deliver(
+                target,
+                queue.clone(),
+                wake.clone(),
+                stats.clone(),
+            ));
             let mut ignored_media_types = ep.ignored_media_types.clone();
             ignored_media_types.extend(ep.ignore.media_types.iter().cloned());
             routes.push(Route {
@@ -242,6 +281,7 @@ impl Notifier {
                 ignored_actions: ep.ignore.actions.clone(),
                 queue,
                 wake,
+                stats,
             });
         }
         if routes.is_empty() {
@@ -285,7 +325,9 @@ impl Notifier {
                 },
             },
             request: info.request.clone(),
-            actor: event::Actor::default(),
+            actor: event::Actor {
+                name: info.actor.get().cloned().unwrap_or_default(),
+            },
             source: self.source.clone(),
         }
     }
@@ -308,7 +350,10 @@ impl Listener for Notifier {
             }
             match route.queue.append(&line) {
                 Ok(()) => route.wake.notify_one(),
-                Err(e) => tracing::error!(endpoint = %route.name, error = %e, "event not queued"),
+                Err(e) => {
+                    route.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(endpoint = %route.name, error = %e, "event not queued");
+                }
             }
         }
     }
@@ -319,10 +364,34 @@ pub fn attach(
     registry: crate::registry::Registry,
     config: &Config,
 ) -> Result<crate::registry::Registry, Error> {
+    Ok(attach_notifier(registry, config)?.0)
+}
+
+/// [`attach`], also returning the notifier (for its metrics).
+pub fn attach_notifier(
+    registry: crate::registry::Registry,
+    config: &Config,
+) -> Result<(crate::registry::Registry, Option<Arc<Notifier>>), Error> {
     Ok(match Notifier::start(config)? {
-        Some(notifier) => registry.with_listener(notifier),
-        None => registry,
+        Some(notifier) => (registry.with_listener(notifier.clone()), Some(notifier)),
+        None => (registry, None),
     })
+}
+
+impl Notifier {
+    /// Every enabled endpoint's delivery state, in configuration order.
+    pub fn endpoints(&self) -> Vec<EndpointState> {
+        self.routes
+            .iter()
+            .map(|r| EndpointState {
+                name: r.name.clone(),
+                pending: r.queue.pending(),
+                delivered: r.stats.delivered.load(Ordering::Relaxed),
+                failures: r.stats.failures.load(Ordering::Relaxed),
+                dropped: r.stats.dropped.load(Ordering::Relaxed),
+            })
+            .collect()
+    }
 }
 
 /// The report of a manifest action; `bytes` are the stored manifest.

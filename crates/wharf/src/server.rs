@@ -17,12 +17,23 @@ use crate::registry::{Options, Registry};
 
 /// Builds the registry described by `config` (storage driver and options).
 pub async fn build_registry(config: &Config) -> anyhow::Result<Registry> {
-    let driver = config
+    build_registry_with(config, None).await
+}
+
+/// [`build_registry`], with every storage call recorded in `ops` when given (metrics).
+pub async fn build_registry_with(
+    config: &Config,
+    ops: Option<Arc<crate::metrics::storage::StorageOps>>,
+) -> anyhow::Result<Registry> {
+    let mut driver = config
         .storage
         .driver
         .build()
         .await
         .context("starting the storage driver")?;
+    if let Some(ops) = ops {
+        driver = crate::metrics::storage::instrument(driver, ops);
+    }
     let registry = Registry::new(
         driver,
         Options {
@@ -153,18 +164,21 @@ pub async fn serve(
     config: Config,
     requests: Option<Arc<crate::reporting::Requests>>,
 ) -> anyhow::Result<()> {
-    let registry = build_registry(&config).await?;
-    let registry = crate::notify::attach(registry, &config)?;
+    let storage_ops = crate::metrics::enabled(&config)
+        .then(|| Arc::new(crate::metrics::storage::StorageOps::default()));
+    let registry = build_registry_with(&config, storage_ops.clone()).await?;
+    let (registry, notifier) = crate::notify::attach_notifier(registry, &config)?;
     spawn_upload_purging(&registry, &config);
-    let gc_stats = config
-        .gc
-        .enabled
-        .then(|| Arc::new(crate::gc::online::Stats::default()));
-    if let Some(stats) = &gc_stats {
+    let mut sources: Vec<Arc<dyn crate::metrics::Source>> = Vec::new();
+    sources.extend(storage_ops.map(|o| o as Arc<dyn crate::metrics::Source>));
+    sources.extend(notifier.map(|n| n as Arc<dyn crate::metrics::Source>));
+    if config.gc.enabled {
+        let stats = Arc::new(crate::gc::online::Stats::default());
         crate::gc::online::spawn(registry.clone(), config.gc, stats.clone());
+        sources.push(stats);
     }
     let api = app(registry.clone(), &config)?;
-    let mut app = crate::debug_server::start(api, &registry, &config, gc_stats).await?;
+    let mut app = crate::debug_server::start(api, &registry, &config, sources).await?;
     if let Some(r) = requests {
         app = app.layer(middleware::from_fn_with_state(r, crate::reporting::track));
     }
@@ -186,6 +200,7 @@ pub async fn serve(
                     tokio::spawn(crate::tls::serve(listener, acceptor, app, shutdown))
                 }
                 None => tokio::spawn(async move {
+                    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
                     axum::serve(listener, app)
                         .with_graceful_shutdown(shutdown)
                         .await

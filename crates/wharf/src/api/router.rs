@@ -16,7 +16,12 @@ use super::{Api, ApiError, blobs, catalog, headers, hv, manifests, referrers, ta
 pub async fn handle(State(api): State<Arc<Api>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let base_url = api.urls.url(&parts.headers, "");
-    let info = crate::notify::RequestInfo::from_headers(&parts.method, &parts.headers, base_url);
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let info =
+        crate::notify::RequestInfo::from_headers(&parts.method, &parts.headers, peer, base_url);
     let mut resp = match crate::notify::scope(info, dispatch(&api, parts, body)).await {
         Ok(r) => r,
         Err(e) => e.into_response(),
@@ -45,7 +50,10 @@ async fn dispatch(
             .get("from")
             .and_then(|f| f.parse().ok());
         let access = route.access(m, from.as_ref());
-        auth.authorize(&parts.headers, &access).await?;
+        let grant = auth.authorize(&parts.headers, &access).await?;
+        if let Some(user) = grant.user {
+            crate::notify::set_actor(user);
+        }
     }
     let head = m == Method::HEAD;
     match route {

@@ -3,6 +3,7 @@
 //! until `threshold` consecutive failures, then wait `backoff` before each further attempt).
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,13 +23,23 @@ const RETRY_PAUSE: Duration = Duration::from_millis(50);
 /// Why an endpoint cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Only `http://host[:port]/path` URLs are delivered to.
-    #[error("notifications endpoint {name}: unsupported url {url:?} (only http:// is supported)")]
+    /// Only `http://` and `https://host[:port]/path` URLs are delivered to.
+    #[error(
+        "notifications endpoint {name}: unsupported url {url:?} (only http:// and https:// are supported)"
+    )]
     Url {
         /// Endpoint name.
         name: String,
         /// The configured URL.
         url: String,
+    },
+    /// An `https://` endpoint whose TLS client cannot be set up.
+    #[error("notifications endpoint {name}: {reason}")]
+    Tls {
+        /// Endpoint name.
+        name: String,
+        /// Why (no trusted roots, a host that is not a valid server name).
+        reason: String,
     },
 }
 
@@ -38,6 +49,7 @@ pub struct Target {
     name: String,
     authority: String,
     path: String,
+    tls: Option<super::https::Tls>,
     headers: Vec<(String, String)>,
     timeout: Duration,
     threshold: u64,
@@ -51,7 +63,20 @@ impl Target {
             name: cfg.name.clone(),
             url: cfg.url.clone(),
         };
-        let (authority, path) = split_http_url(&cfg.url).ok_or_else(bad)?;
+        let (authority, path, tls) = match cfg.url.strip_prefix("https://") {
+            Some(rest) => {
+                let (authority, path) = split_authority(rest, 443).ok_or_else(bad)?;
+                let tls = super::https::Tls::new(&authority).map_err(|reason| Error::Tls {
+                    name: cfg.name.clone(),
+                    reason,
+                })?;
+                (authority, path, Some(tls))
+            }
+            None => {
+                let (authority, path) = split_http_url(&cfg.url).ok_or_else(bad)?;
+                (authority, path, None)
+            }
+        };
         let headers = cfg
             .headers
             .0
@@ -63,6 +88,7 @@ impl Target {
             name: cfg.name.clone(),
             authority,
             path,
+            tls,
             headers,
             timeout: or(cfg.timeout, DEFAULT_TIMEOUT),
             threshold: cfg.threshold.max(1),
@@ -84,7 +110,11 @@ impl Target {
         request.push_str("\r\n");
         let mut request = request.into_bytes();
         request.extend_from_slice(body);
-        match exchange(&self.authority, &request, self.timeout).await? {
+        let status = match &self.tls {
+            None => exchange(&self.authority, &request, self.timeout).await?,
+            Some(tls) => exchange_tls(&self.authority, tls, &request, self.timeout).await?,
+        };
+        match status {
             status if (200..400).contains(&status) => Ok(()),
             status => Err(format!("status {status}")),
         }
@@ -93,7 +123,11 @@ impl Target {
 
 /// `http://host[:port]/path` split into `host:port` (port 80 by default) and the path.
 pub(crate) fn split_http_url(url: &str) -> Option<(String, String)> {
-    let rest = url.strip_prefix("http://")?;
+    split_authority(url.strip_prefix("http://")?, 80)
+}
+
+/// `host[:port]/path` (the URL after its scheme) split into `host:port` and the path.
+fn split_authority(rest: &str, default_port: u16) -> Option<(String, String)> {
     let (authority, path) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
@@ -101,10 +135,13 @@ pub(crate) fn split_http_url(url: &str) -> Option<(String, String)> {
     if authority.is_empty() {
         return None;
     }
-    let authority = if authority.contains(':') {
+    let authority = if authority
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| !p.contains(']'))
+    {
         authority.to_owned()
     } else {
-        format!("{authority}:80")
+        format!("{authority}:{default_port}")
     };
     Some((authority, path.to_owned()))
 }
@@ -116,33 +153,73 @@ pub(crate) async fn exchange(
     request: &[u8],
     timeout: Duration,
 ) -> Result<u16, String> {
+    let attempt = async { status_of(connect(authority).await?, request).await };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .unwrap_or_else(|_| Err(format!("timed out after {timeout:?}")))
+}
+
+/// [`exchange`] over TLS (`https://` endpoints).
+async fn exchange_tls(
+    authority: &str,
+    tls: &super::https::Tls,
+    request: &[u8],
+    timeout: Duration,
+) -> Result<u16, String> {
     let attempt = async {
-        let mut conn = tokio::net::TcpStream::connect(authority)
+        let conn = tls
+            .connect(connect(authority).await?)
             .await
-            .map_err(|e| format!("connect {authority}: {e}"))?;
-        conn.write_all(request).await.map_err(|e| e.to_string())?;
-        let mut answer = Vec::new();
-        let mut buf = [0u8; 256];
-        while !answer.windows(2).any(|w| w == b"\r\n") {
-            let n = conn.read(&mut buf).await.map_err(|e| e.to_string())?;
-            if n == 0 {
-                break;
-            }
-            answer.extend_from_slice(&buf[..n]);
-        }
-        let line = String::from_utf8_lossy(&answer);
-        line.split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| format!("no HTTP status in {line:?}"))
+            .map_err(|e| format!("TLS handshake with {authority}: {e}"))?;
+        status_of(conn, request).await
     };
     tokio::time::timeout(timeout, attempt)
         .await
         .unwrap_or_else(|_| Err(format!("timed out after {timeout:?}")))
 }
 
+async fn connect(authority: &str) -> Result<tokio::net::TcpStream, String> {
+    tokio::net::TcpStream::connect(authority)
+        .await
+        .map_err(|e| format!("connect {authority}: {e}"))
+}
+
+/// Writes `request` and reads the status code of the answer's first line.
+async fn status_of<S>(mut conn: S, request: &[u8]) -> Result<u16, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    conn.write_all(request).await.map_err(|e| e.to_string())?;
+    conn.flush().await.map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 256];
+    while !answer.windows(2).any(|w| w == b"\r\n") {
+        let n = conn.read(&mut buf).await.map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let line = String::from_utf8_lossy(&answer);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no HTTP status in {line:?}"))
+}
+
+/// Delivery counters of one endpoint, for metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Events the endpoint accepted.
+    pub delivered: AtomicU64,
+    /// Failed attempts (each retry counts).
+    pub failures: AtomicU64,
+    /// Events that could not be queued (queue full or unwritable).
+    pub dropped: AtomicU64,
+}
+
 /// Delivers `queue` to `target` forever, oldest first; `wake` is signalled on every append.
-pub async fn deliver(target: Target, queue: Arc<Queue>, wake: Arc<Notify>) {
+pub async fn deliver(target: Target, queue: Arc<Queue>, wake: Arc<Notify>, stats: Arc<Stats>) {
     let mut failures: u64 = 0;
     loop {
         let next = match queue.peek() {
@@ -164,12 +241,14 @@ pub async fn deliver(target: Target, queue: Arc<Queue>, wake: Arc<Notify>) {
         match target.post(&body).await {
             Ok(()) => {
                 failures = 0;
+                stats.delivered.fetch_add(1, Ordering::Relaxed);
                 if let Err(e) = queue.ack(offset) {
                     tracing::error!(endpoint = %target.name, error = %e, "acknowledging notification");
                 }
             }
             Err(e) => {
                 failures += 1;
+                stats.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(endpoint = %target.name, failures, error = %e, "notification not delivered; will retry");
                 let pause = if failures >= target.threshold {
                     target.backoff
@@ -204,11 +283,19 @@ mod tests {
         let t = Target::from_config(&cfg("http://sink")).unwrap();
         assert_eq!((t.authority.as_str(), t.path.as_str()), ("sink:80", "/"));
         assert_eq!((t.timeout, t.threshold), (DEFAULT_TIMEOUT, 1));
+        let (authority, path) = split_authority("[::1]/x", 443).unwrap();
+        assert_eq!((authority.as_str(), path.as_str()), ("[::1]:443", "/x"));
     }
 
     #[test]
-    fn https_and_garbage_urls_are_refused_at_start() {
-        for url in ["https://sink/hook", "sink/hook", "http:///x", ""] {
+    fn garbage_urls_are_refused_at_start() {
+        for url in [
+            "ftp://sink/hook",
+            "sink/hook",
+            "http:///x",
+            "https:///x",
+            "",
+        ] {
             assert!(Target::from_config(&cfg(url)).is_err(), "{url}");
         }
     }

@@ -82,7 +82,8 @@ pub struct Reference {
 pub struct Request {
     /// Request id (`X-Request-Id` when the client sent one).
     pub id: String,
-    /// Client address, from `X-Forwarded-For` or `X-Real-IP`.
+    /// Client address: `X-Forwarded-For`'s first entry, else `X-Real-IP`, else the socket
+    /// peer (`ip:port`).
     pub addr: String,
     /// `Host` header.
     pub host: String,

@@ -84,3 +84,79 @@ async fn a_push_moves_request_latency_and_byte_counters() {
     let miss = "wharf_http_requests_total{route=\"manifest\",method=\"GET\",code=\"404\"}";
     assert_eq!(value(&later, miss), 1.0, "errors are counted by status");
 }
+
+#[tokio::test]
+async fn a_push_shows_storage_calls_by_driver_and_operation() {
+    let debug_port = free_port();
+    let wharf = Wharf::start_with_config(&config(debug_port));
+    let metrics = format!("http://127.0.0.1:{debug_port}/metrics");
+    let before = scrape(&metrics).await;
+    let client = Client::new(&wharf.url());
+    client.random_image("metrics/storage", 1).await;
+    let after = scrape(&metrics).await;
+    for op in ["put_content", "writer", "writer_commit", "stat", "rename"] {
+        let labels = format!("{{driver=\"filesystem\",operation=\"{op}\"}}");
+        let count = format!("wharf_storage_operation_duration_seconds_count{labels}");
+        assert!(
+            value(&after, &count) > value(&before, &count),
+            "{count} moved: {after}"
+        );
+        let inf = format!(
+            "wharf_storage_operation_duration_seconds_bucket{{driver=\"filesystem\",operation=\"{op}\",le=\"+Inf\"}}"
+        );
+        assert_eq!(value(&after, &inf), value(&after, &count), "{op}");
+        assert_eq!(
+            value(&after, &format!("wharf_storage_errors_total{labels}")),
+            0.0,
+            "a clean push has no storage errors"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_endpoint_shows_its_queue_depth_and_failures() {
+    let debug_port = free_port();
+    let dead = free_port();
+    let wharf = Wharf::start_with_config(&format!(
+        "{}notifications:\n  endpoints:\n    - name: dead\n      url: http://127.0.0.1:{dead}/hook\n      timeout: 1s\n      threshold: 100\n",
+        config(debug_port)
+    ));
+    let metrics = format!("http://127.0.0.1:{debug_port}/metrics");
+    let pending = "wharf_notifications_pending{endpoint=\"dead\"}";
+    let failures = "wharf_notifications_failures_total{endpoint=\"dead\"}";
+    let first = scrape(&metrics).await;
+    assert!(
+        first.contains(pending),
+        "the gauge exists at start: {first}"
+    );
+    assert_eq!(value(&first, pending), 0.0);
+
+    let client = Client::new(&wharf.url());
+    client.random_image("metrics/notify", 1).await;
+    let after = scrape(&metrics).await;
+    assert_eq!(
+        value(&after, pending),
+        3.0,
+        "config, layer and manifest pushes wait: {after}"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let now = scrape(&metrics).await;
+        if value(&now, failures) >= 2.0 {
+            assert_eq!(value(&now, pending), 3.0, "nothing was delivered");
+            assert_eq!(
+                value(
+                    &now,
+                    "wharf_notifications_delivered_total{endpoint=\"dead\"}"
+                ),
+                0.0
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "failures never counted: {now}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}

@@ -13,12 +13,14 @@ use reqwest::Method;
 use serde_json::Value;
 
 use crate::harness::Wharf;
+use crate::harness::certs::Pki;
 use crate::harness::oci::{Client, OCI_MANIFEST, expect_status, sha256};
 
 /// An HTTP endpoint that records every event it accepts, refusing the first `fail_first`
 /// requests with 500.
 struct Sink {
     port: u16,
+    scheme: &'static str,
     state: Arc<SinkState>,
 }
 
@@ -55,11 +57,63 @@ impl Sink {
             .fallback(record)
             .with_state(state.clone());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Sink { port, state }
+        Sink {
+            port,
+            scheme: "http",
+            state,
+        }
+    }
+
+    /// The same sink behind TLS, with `pki`'s server certificate.
+    async fn start_tls(pki: &Pki) -> Sink {
+        use rustls_pki_types::pem::PemObject;
+        use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind sink");
+        let port = listener.local_addr().expect("sink addr").port();
+        let state = Arc::new(SinkState::default());
+        let app = axum::Router::new()
+            .fallback(record)
+            .with_state(state.clone());
+        let certs = CertificateDer::pem_file_iter(pki.path("server.crt"))
+            .expect("server.crt")
+            .collect::<Result<Vec<_>, _>>()
+            .expect("server cert");
+        let key = PrivateKeyDer::from_pem_file(pki.path("server.key")).expect("server key");
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("protocol versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper_util::server::conn::auto::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+                });
+            }
+        });
+        Sink {
+            port,
+            scheme: "https",
+            state,
+        }
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/hook", self.port)
+        format!("{}://127.0.0.1:{}/hook", self.scheme, self.port)
     }
 
     fn events(&self) -> Vec<Value> {
@@ -279,4 +333,122 @@ async fn failing_endpoint_gets_every_event_in_order_across_a_crash() {
         sink.state.attempts.load(Ordering::SeqCst) >= 11,
         "five refusals then six deliveries"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_endpoint_trusted_through_ssl_cert_file_gets_the_push_events() {
+    let pki = Pki::new(&["127.0.0.1"]);
+    let sink = Sink::start_tls(&pki).await;
+    let ca = pki.path("ca.crt");
+    let wharf = Wharf::start_with_config_env(
+        &format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {{root}}\nhttp:\n  addr: 127.0.0.1:{{port}}\nnotifications:\n  endpoints:\n    - name: tls\n      url: {}\n      timeout: 2s\n",
+            sink.url()
+        ),
+        &[("SSL_CERT_FILE", ca.to_str().expect("utf-8 path"))],
+    );
+    let client = Client::new(&wharf.url());
+    let (_, digest) = client.random_image("notify/tls", 1).await;
+    let events = sink.wait_for(3).await;
+    assert_eq!(actions(&events)[2], pair("push", &digest), "{events:#?}");
+    assert!(
+        sink.url().starts_with("https://"),
+        "the sink only speaks TLS"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_endpoint_with_an_untrusted_certificate_gets_nothing() {
+    let pki = Pki::new(&["127.0.0.1"]);
+    let sink = Sink::start_tls(&pki).await;
+    let other = pki.path("other-ca.crt");
+    let wharf = Wharf::start_with_config_env(
+        &format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {{root}}\nhttp:\n  addr: 127.0.0.1:{{port}}\nnotifications:\n  endpoints:\n    - name: tls\n      url: {}\n      timeout: 1s\n      backoff: 100ms\n",
+            sink.url()
+        ),
+        &[("SSL_CERT_FILE", other.to_str().expect("utf-8 path"))],
+    );
+    let client = Client::new(&wharf.url());
+    client.random_image("notify/untrusted", 1).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(sink.events().is_empty(), "delivered despite a bad chain");
+    assert!(
+        wharf.log().contains("TLS handshake"),
+        "the failure is logged: {}",
+        wharf.log()
+    );
+}
+
+/// An htpasswd line made by `wharf htpasswd -Bbn`.
+fn htpasswd_line(user: &str, password: &str) -> String {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(["htpasswd", "-Bbn", user, password])
+        .output()
+        .expect("wharf htpasswd");
+    assert!(out.status.success(), "wharf htpasswd failed");
+    String::from_utf8(out.stdout).expect("utf-8")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_name_the_authenticated_user_and_the_client_socket() {
+    use base64::Engine as _;
+    let sink = Sink::start(0).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("htpasswd");
+    std::fs::write(&file, htpasswd_line("alice", "s3cret")).expect("write htpasswd");
+    let wharf = Wharf::start_with(&format!(
+        "auth:\n  htpasswd:\n    realm: r\n    path: {}\nnotifications:\n  endpoints:\n    - name: all\n      url: {}\n",
+        file.display(),
+        sink.url()
+    ));
+    let auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("alice:s3cret")
+    );
+    let client = Client::new(&wharf.url());
+    let blob = b"hello actor".to_vec();
+    let digest = sha256(&blob);
+    let resp = client
+        .post("/v2/notify/actor/blobs/uploads/")
+        .header("authorization", &auth)
+        .send()
+        .await
+        .expect("POST upload");
+    let resp = expect_status(resp, reqwest::StatusCode::ACCEPTED, "start upload").await;
+    let location = client.location(&resp);
+    let resp = client
+        .put(&crate::harness::oci::with_query(
+            &location,
+            &format!("digest={digest}"),
+        ))
+        .header("authorization", &auth)
+        .body(blob)
+        .send()
+        .await
+        .expect("PUT upload");
+    expect_status(resp, reqwest::StatusCode::CREATED, "finish upload").await;
+    let resp = client
+        .get(&format!("/v2/notify/actor/blobs/{digest}"))
+        .header("authorization", &auth)
+        .header("x-real-ip", "198.51.100.7")
+        .send()
+        .await
+        .expect("GET blob");
+    expect_status(resp, reqwest::StatusCode::OK, "pull").await;
+
+    let events = sink.wait_for(2).await;
+    assert_eq!(
+        actions(&events),
+        [pair("push", &digest), pair("pull", &digest)]
+    );
+    assert_eq!(events[0]["actor"]["name"], "alice", "{:#?}", events[0]);
+    let addr = events[0]["request"]["addr"].as_str().unwrap_or_default();
+    let peer: std::net::SocketAddr = addr.parse().expect("addr is ip:port");
+    assert!(peer.ip().is_loopback() && peer.port() != 0, "{addr}");
+    assert_eq!(
+        events[1]["request"]["addr"], "198.51.100.7",
+        "X-Real-IP wins"
+    );
+    assert_eq!(events[1]["actor"]["name"], "alice");
 }
