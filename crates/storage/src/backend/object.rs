@@ -17,6 +17,8 @@
 mod compose;
 mod segments;
 
+pub use self::compose::{Join, Joiner};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
@@ -110,14 +112,15 @@ pub struct ObjectStore {
 }
 
 /// How a store takes streamed writes and many deletions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Writes {
     /// OpenDAL's multipart writer and batch deletes (S3, Azure, OSS).
     Multipart,
     /// Part objects joined by native compose, one request per deletion (GCS: OpenDAL's GCS
     /// multipart is the XML API and its batch delete the JSON batch endpoint, both missing
-    /// from emulators; compose is what the GCS JSON API itself offers for this).
-    Compose,
+    /// from emulators; compose is what the GCS JSON API itself offers for this). Swift joins
+    /// with its own [`Joiner`] (an SLO manifest copied into a plain object).
+    Compose(Joiner),
 }
 
 /// How objects are copied server-side: whole up to a threshold, in parallel parts above it.
@@ -191,8 +194,14 @@ impl ObjectStore {
 
     /// Streams writes as composed part objects of `chunk` bytes (no minimum), not multipart.
     pub fn with_compose(mut self, chunk: u64) -> Self {
-        self.writes = Writes::Compose;
+        self.writes = Writes::Compose(Joiner::Native);
         self.chunk = usize::try_from(chunk.max(1)).unwrap_or(usize::MAX);
+        self
+    }
+
+    /// Joins composed parts with `joiner` instead of the store's native compose.
+    pub fn with_joiner(mut self, joiner: Joiner) -> Self {
+        self.writes = Writes::Compose(joiner);
         self
     }
 
@@ -204,7 +213,7 @@ impl ObjectStore {
 
     async fn delete_keys(&self, keys: Vec<String>) -> Result<()> {
         match self.writes {
-            Writes::Compose => compose::delete_each(self.name, &self.op, keys).await,
+            Writes::Compose(_) => compose::delete_each(self.name, &self.op, keys).await,
             Writes::Multipart => self.op.delete_iter(keys).await.map_err(|e| self.fail(e)),
         }
     }
@@ -384,7 +393,7 @@ impl Driver for ObjectStore {
             base,
             self.copy,
             (self.chunk_size(), WRITE_CONCURRENCY),
-            self.writes,
+            self.writes.clone(),
         )))
     }
 
@@ -447,7 +456,7 @@ impl Driver for ObjectStore {
                     from,
                     key(to),
                     self.chunk_size(),
-                    self.writes,
+                    &self.writes,
                 )
                 .await?;
             return self.delete(from).await;
