@@ -63,8 +63,14 @@ pub struct SwiftParams {
     pub domain: Option<String>,
     /// `domainid`: user and project domain id (Keystone v3).
     pub domain_id: Option<String>,
+    /// `tenantdomain`: the project's domain name when it differs from the user's (v3).
+    pub tenant_domain: Option<String>,
+    /// `tenantdomainid`: the project's domain id when it differs from the user's (v3).
+    pub tenant_domain_id: Option<String>,
     /// `region`: picks the object-store endpoint of the catalog (Keystone).
     pub region: Option<String>,
+    /// `endpointtype`: the catalog interface, `public` (default), `internal` or `admin`.
+    pub endpoint_type: Option<String>,
     /// `container` (required): created when missing.
     pub container: String,
     /// `prefix`: object-name prefix below which the tree lives.
@@ -95,7 +101,10 @@ impl Default for SwiftParams {
             tenant_id: None,
             domain: None,
             domain_id: None,
+            tenant_domain: None,
+            tenant_domain_id: None,
             region: None,
+            endpoint_type: None,
             container: String::new(),
             prefix: String::new(),
             insecure_skip_verify: false,
@@ -119,7 +128,10 @@ impl fmt::Debug for SwiftParams {
             .field("tenant_id", &self.tenant_id)
             .field("domain", &self.domain)
             .field("domain_id", &self.domain_id)
+            .field("tenant_domain", &self.tenant_domain)
+            .field("tenant_domain_id", &self.tenant_domain_id)
             .field("region", &self.region)
+            .field("endpoint_type", &self.endpoint_type)
             .field("container", &self.container)
             .field("prefix", &self.prefix)
             .field("insecure_skip_verify", &self.insecure_skip_verify)

@@ -111,13 +111,27 @@ async fn login_v1(client: &reqwest::Client, params: &SwiftParams) -> Result<Sess
     })
 }
 
-/// `{"name": …}` or `{"id": …}` of a domain; `None` when neither is configured.
-fn domain(params: &SwiftParams) -> Option<Value> {
-    if let Some(id) = params.domain_id.as_deref().filter(|s| !s.is_empty()) {
+/// `{"id": …}` or `{"name": …}` of a domain; `None` when neither is configured.
+fn domain_ref(id: Option<&str>, name: Option<&str>) -> Option<Value> {
+    if let Some(id) = id.filter(|s| !s.is_empty()) {
         return Some(json!({ "id": id }));
     }
-    let name = params.domain.as_deref().filter(|s| !s.is_empty())?;
+    let name = name.filter(|s| !s.is_empty())?;
     Some(json!({ "name": name }))
+}
+
+/// The user's domain (`domainid` / `domain`).
+fn domain(params: &SwiftParams) -> Option<Value> {
+    domain_ref(params.domain_id.as_deref(), params.domain.as_deref())
+}
+
+/// The project's domain: `tenantdomainid` / `tenantdomain`, else the user's.
+fn tenant_domain(params: &SwiftParams) -> Option<Value> {
+    domain_ref(
+        params.tenant_domain_id.as_deref(),
+        params.tenant_domain.as_deref(),
+    )
+    .or_else(|| domain(params))
 }
 
 /// The Keystone v3 `POST /v3/auth/tokens` body: password method, project scope from
@@ -136,7 +150,7 @@ pub fn v3_body(params: &SwiftParams) -> Value {
         Some(json!({ "id": id }))
     } else if let Some(name) = params.tenant.as_deref().filter(|s| !s.is_empty()) {
         let mut p = json!({ "name": name });
-        if let Some(d) = domain(params) {
+        if let Some(d) = tenant_domain(params) {
             p["domain"] = d;
         }
         Some(p)
@@ -149,15 +163,17 @@ pub fn v3_body(params: &SwiftParams) -> Value {
     body
 }
 
-/// The public `object-store` endpoint of a v3 token's catalog, in `region` when one is set.
-pub fn v3_endpoint(token: &Value, region: Option<&str>) -> Option<String> {
+/// The `object-store` endpoint of a v3 token's catalog on `interface` (`public` when `None`),
+/// in `region` when one is set.
+pub fn v3_endpoint(token: &Value, region: Option<&str>, interface: Option<&str>) -> Option<String> {
+    let interface = interface.filter(|i| !i.is_empty()).unwrap_or("public");
     let catalog = token.get("token")?.get("catalog")?.as_array()?;
     catalog
         .iter()
         .filter(|service| service.get("type").and_then(Value::as_str) == Some("object-store"))
         .filter_map(|service| service.get("endpoints")?.as_array())
         .flatten()
-        .filter(|e| e.get("interface").and_then(Value::as_str) == Some("public"))
+        .filter(|e| e.get("interface").and_then(Value::as_str) == Some(interface))
         .find(|e| match region.filter(|r| !r.is_empty()) {
             None => true,
             Some(r) => [e.get("region"), e.get("region_id")]
@@ -200,11 +216,17 @@ async fn login_v3(client: &reqwest::Client, params: &SwiftParams) -> Result<Sess
         url: url.clone(),
         source,
     })?;
-    let storage_url = v3_endpoint(&body, params.region.as_deref()).ok_or_else(|| {
+    let storage_url = v3_endpoint(
+        &body,
+        params.region.as_deref(),
+        params.endpoint_type.as_deref(),
+    )
+    .ok_or_else(|| {
         refused(
             &url,
             format!(
-                "no public object-store endpoint{} in the token's catalog",
+                "no {} object-store endpoint{} in the token's catalog",
+                params.endpoint_type.as_deref().unwrap_or("public"),
                 params
                     .region
                     .as_deref()
@@ -281,6 +303,14 @@ mod tests {
             body["auth"]["identity"]["password"]["user"]["domain"],
             json!({"id": "d-9"})
         );
+        let other_domain = SwiftParams {
+            tenant_domain: Some("Projects".into()),
+            ..params()
+        };
+        assert_eq!(
+            v3_body(&other_domain)["auth"]["scope"]["project"]["domain"],
+            json!({"name": "Projects"})
+        );
         let unscoped = SwiftParams {
             tenant: None,
             ..params()
@@ -310,14 +340,21 @@ mod tests {
     fn v3_catalog_yields_the_public_object_store_of_the_region() {
         let token: Value = serde_json::from_str(TOKEN).unwrap();
         assert_eq!(
-            v3_endpoint(&token, None).as_deref(),
+            v3_endpoint(&token, None, None).as_deref(),
             Some("https://swift-one.example/v1/AUTH_p1")
         );
         assert_eq!(
-            v3_endpoint(&token, Some("RegionTwo")).as_deref(),
+            v3_endpoint(&token, Some("RegionTwo"), Some("public")).as_deref(),
             Some("https://swift-two.example/v1/AUTH_p1")
         );
-        assert_eq!(v3_endpoint(&token, Some("Nowhere")), None);
-        assert_eq!(v3_endpoint(&json!({"token": {"catalog": []}}), None), None);
+        assert_eq!(
+            v3_endpoint(&token, Some("RegionOne"), Some("internal")).as_deref(),
+            Some("http://10.0.0.5:8080/v1/AUTH_p1")
+        );
+        assert_eq!(v3_endpoint(&token, Some("Nowhere"), None), None);
+        assert_eq!(
+            v3_endpoint(&json!({"token": {"catalog": []}}), None, None),
+            None
+        );
     }
 }
