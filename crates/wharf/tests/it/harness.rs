@@ -12,6 +12,7 @@ pub mod moto;
 pub mod oci;
 pub mod podman;
 pub mod skopeo;
+pub mod swift;
 pub mod wharf;
 
 pub use self::wharf::Wharf;

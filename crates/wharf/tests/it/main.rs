@@ -21,5 +21,6 @@ mod health;
 mod metrics;
 mod notify;
 mod s3;
+mod swift;
 mod tls;
 mod token_server;

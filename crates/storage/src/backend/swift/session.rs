@@ -84,12 +84,6 @@ impl Account {
         Ok(token)
     }
 
-    /// The parameters it logs in with (tests log in beside the driver).
-    #[cfg(test)]
-    pub fn params_for_tests(&self) -> SwiftParams {
-        self.params.clone()
-    }
-
     /// Drops the current token so the next request logs in (tests of the 401 path).
     #[cfg(test)]
     pub async fn spoil_token(&self) {

@@ -226,4 +226,38 @@ impl Saio {
             ..crate::backend::swift::SwiftParams::default()
         }
     }
+
+    /// Every object name in `container`, read straight from the server as `test:tester` (driver
+    /// listings hide part and manifest objects, so only this shows leftovers).
+    pub async fn object_names(&self, container: &str) -> Vec<String> {
+        let client = reqwest::Client::new();
+        let login = client
+            .get(&self.auth_url)
+            .header("X-Auth-User", USER)
+            .header("X-Auth-Key", KEY)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("tempauth login");
+        let header = |name: &str| {
+            login
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .expect("tempauth answers a token and a storage URL")
+                .to_owned()
+        };
+        let (token, storage) = (header("x-auth-token"), header("x-storage-url"));
+        let names = client
+            .get(format!("{storage}/{container}"))
+            .header("X-Auth-Token", token)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .expect("listing the container")
+            .text()
+            .await
+            .expect("listing body");
+        names.lines().map(str::to_owned).collect()
+    }
 }
