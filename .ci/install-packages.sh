@@ -6,6 +6,8 @@
 set -euo pipefail
 
 packages=(docker.io busybox-static skopeo podman umoci docker-registry buildah wrk nginx-light openssl)
+# A single-node OpenStack Swift for the swift backend's tests (started by the tests themselves).
+packages+=(swift swift-proxy swift-object swift-container swift-account memcached)
 
 missing=()
 for p in "${packages[@]}"; do
