@@ -2,7 +2,7 @@
 //! (password method, project scope), the two ways distribution 2.x's driver logs in. OpenDAL's
 //! Swift service takes only a ready token, so this is wharf's.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Value, json};
 
@@ -185,6 +185,42 @@ pub fn v3_endpoint(token: &Value, region: Option<&str>, interface: Option<&str>)
         .map(|url| url.trim_end_matches('/').to_owned())
 }
 
+/// Seconds since the Unix epoch of a Keystone `expires_at` (`2030-01-01T00:00:00.000000Z`;
+/// UTC, as Keystone writes it); `None` for anything else.
+pub fn parse_expires_at(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let s = s.strip_suffix('Z').or_else(|| s.strip_suffix("+00:00"))?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let time = time.split('.').next()?;
+    let mut t = time.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // days from 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm)
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()
+}
+
+/// When a token expiring at `epoch_secs` expires on this process's monotonic clock.
+fn instant_of(epoch_secs: u64) -> Option<Instant> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .ok()?;
+    let left = Duration::from_secs(epoch_secs)
+        .checked_sub(now)
+        .unwrap_or_default();
+    Some(Instant::now() + left)
+}
+
 fn v3_tokens_url(auth_url: &str) -> String {
     let base = auth_url.trim_end_matches('/');
     if base.ends_with("/auth/tokens") {
@@ -235,10 +271,16 @@ async fn login_v3(client: &reqwest::Client, params: &SwiftParams) -> Result<Sess
             ),
         )
     })?;
+    let expires = body
+        .get("token")
+        .and_then(|t| t.get("expires_at"))
+        .and_then(Value::as_str)
+        .and_then(parse_expires_at)
+        .and_then(instant_of);
     Ok(Session {
         token,
         storage_url,
-        expires: None,
+        expires,
     })
 }
 
@@ -335,6 +377,27 @@ mod tests {
             {"interface": "public", "region": "RegionTwo", "region_id": "RegionTwo",
              "url": "https://swift-two.example/v1/AUTH_p1/", "id": "e3"}]}
         ]}}"#;
+
+    #[test]
+    fn keystone_expiry_is_read_as_utc() {
+        assert_eq!(parse_expires_at("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(
+            parse_expires_at("2030-01-01T00:00:00.000000Z"),
+            Some(1_893_456_000)
+        );
+        assert_eq!(
+            parse_expires_at("2024-02-29T12:34:56+00:00"),
+            Some(1_709_210_096)
+        );
+        assert_eq!(parse_expires_at("2024-02-29T12:34:56+02:00"), None);
+        assert_eq!(parse_expires_at("tomorrow"), None);
+        let token: Value = serde_json::from_str(TOKEN).unwrap();
+        assert_eq!(
+            parse_expires_at(token["token"]["expires_at"].as_str().unwrap()),
+            Some(1_893_456_000)
+        );
+        assert!(instant_of(0).is_some_and(|at| at <= Instant::now()));
+    }
 
     #[test]
     fn v3_catalog_yields_the_public_object_store_of_the_region() {

@@ -4,6 +4,7 @@ use serde::Deserialize;
 use wharf_storage::factory::{SwiftAuthVersion, SwiftParams};
 
 use super::non_empty;
+use crate::config::de::OneOrMany;
 use crate::config::secret::Secret;
 use crate::config::tree::MASK;
 use crate::config::typed::Ctx;
@@ -35,7 +36,7 @@ pub(super) struct RawSwift {
     secretkey: Option<Secret>,
     accesskey: Option<String>,
     tempurlcontainerkey: Option<bool>,
-    tempurlmethods: Option<Vec<String>>,
+    tempurlmethods: Option<OneOrMany>,
 }
 
 /// distribution's checks on `storage.swift`, all reported at once.
@@ -114,7 +115,7 @@ pub(super) fn swift_from(raw: RawSwift, ctx: &mut Ctx) -> Option<SwiftParams> {
         .filter(|s| !s.is_empty())
         .map(|s| s.expose().to_owned());
     p.temp_url_container_key = raw.tempurlcontainerkey.unwrap_or(false);
-    p.temp_url_methods = raw.tempurlmethods.unwrap_or_default();
+    p.temp_url_methods = raw.tempurlmethods.map(|m| m.0).unwrap_or_default();
     (ctx.errors.len() == before).then_some(p)
 }
 

@@ -463,6 +463,7 @@ fn swift_from_env_overrides() {
         ("REGISTRY_STORAGE_SWIFT_CHUNKSIZE", "5242880"),
         ("REGISTRY_STORAGE_SWIFT_SECRETKEY", "tk"),
         ("REGISTRY_STORAGE_SWIFT_INSECURESKIPVERIFY", "true"),
+        ("REGISTRY_STORAGE_SWIFT_TEMPURLMETHODS", "GET"),
     ]);
     let DriverConfig::Swift(p) = driver else {
         panic!("REGISTRY_STORAGE=swift read as {driver:?}")
@@ -481,4 +482,5 @@ fn swift_from_env_overrides() {
     );
     assert_eq!((p.chunk_size, p.prefix.as_str()), (5 << 20, "/r"));
     assert!(p.insecure_skip_verify && p.redirects());
+    assert_eq!(p.temp_url_methods, ["GET"]);
 }
