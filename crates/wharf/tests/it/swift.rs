@@ -1,9 +1,11 @@
 //! wharf on OpenStack Swift (a single-node Swift started by the tests, tempauth v1 login): an
 //! upload in chunks continued by another instance sharing the container, pulls of blobs and
-//! manifests, nothing of the upload left behind, and TempURL redirects with `secretkey`.
+//! manifests, nothing of the upload left behind, TempURL redirects with `secretkey`, and the
+//! Docker engine.
 
 use reqwest::StatusCode;
 
+use crate::harness::docker::{Docker, pushed_digest};
 use crate::harness::oci::{
     ACCEPT_MANIFESTS, Client, expect_status, header, random_bytes, sha256, with_query,
 };
@@ -136,4 +138,43 @@ async fn swift_blob_get_redirects_to_a_temp_url_only_with_a_secret_key() {
     let w = swift::wharf_on(saio, &container, None);
     let c = Client::new(&w.url());
     assert!(get_blob(&c, "swift/app", &digest).await == big);
+}
+
+#[tokio::test]
+async fn swift_docker_pushes_and_pulls() {
+    let Some(docker) = Docker::get() else {
+        return;
+    };
+    let Some(saio) = swift::saio() else {
+        return;
+    };
+    let container = swift::container();
+    for signed in [false, true] {
+        let w = swift::wharf_on(saio, &container, signed.then_some("wharf-temp-url-key"));
+        let image = format!("{}/swift/docker:temp-url-{signed}", w.host());
+        docker.ok(&["tag", docker.busybox(), &image]);
+        let push = docker.ok(&["push", &image]);
+        let digest = pushed_digest(&push.all_output()).expect("push prints a digest");
+        docker.ok(&["rmi", &image]);
+        docker.ok(&["pull", &image]);
+        let ran = docker.ok(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &image,
+            "echo",
+            "on-swift",
+        ]);
+        assert!(ran.stdout.contains("on-swift"), "{ran}");
+        docker.ok(&["rmi", &image]);
+        let c = Client::new(&w.url());
+        let got = c
+            .get(&format!("/v2/swift/docker/manifests/{digest}"))
+            .header("accept", ACCEPT_MANIFESTS)
+            .send()
+            .await
+            .unwrap();
+        expect_status(got, StatusCode::OK, "manifest pushed by docker").await;
+    }
 }
