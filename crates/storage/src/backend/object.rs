@@ -1,4 +1,4 @@
-//! Object stores (S3, Azure Blob, GCS, OSS) behind the driver trait, on OpenDAL: what every bucket-like
+//! Object stores (S3, Azure Blob, GCS, OSS, Swift) behind the driver trait, on OpenDAL: what every bucket-like
 //! backend shares, so `s3` and `azure` are only "config → OpenDAL operator".
 //!
 //! A file is a plain object at its key (`<rootdirectory>/docker/registry/v2/…`), as
@@ -10,7 +10,8 @@
 //! `segments`). Everything lives in the store, so an upload continues on whichever instance gets
 //! the next request; `rename` (the end of an upload) assembles the segments into one plain
 //! object, server-side where the store can copy parts (S3 UploadPartCopy) or compose objects
-//! (GCS, which also streams writes as composed part objects: module `compose`). `~` is outside the
+//! (GCS, which also streams writes as composed part objects: module `compose`; Swift the same,
+//! joining through an SLO manifest copied into a plain object). `~` is outside the
 //! storage path grammar, so segment keys never collide with a real path and are invisible to
 //! `list` and `walk`. Must not depend on anything registry-specific.
 
