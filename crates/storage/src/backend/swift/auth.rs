@@ -63,8 +63,36 @@ pub fn version(params: &SwiftParams) -> AuthVersion {
     }
 }
 
-/// Logs in with `params`; `client` carries the TLS settings.
+/// Login attempts before giving up on a busy or unreachable auth server.
+const LOGIN_ATTEMPTS: u32 = 4;
+
+/// Whether a failed login may succeed when tried again (a 5xx, a 429, no answer).
+fn transient(e: &AuthError) -> bool {
+    match e {
+        AuthError::Request { .. } => true,
+        AuthError::Refused { reason, .. } => {
+            reason.starts_with("status 5") || reason.starts_with("status 429")
+        }
+    }
+}
+
+/// Logs in with `params`; `client` carries the TLS settings. Transient failures are retried
+/// with a short backoff; a refusal (401, 403) is not.
 pub async fn login(client: &reqwest::Client, params: &SwiftParams) -> Result<Session, AuthError> {
+    let mut attempt = 1;
+    loop {
+        match login_once(client, params).await {
+            Err(e) if attempt < LOGIN_ATTEMPTS && transient(&e) => {
+                tracing::warn!(error = %e, attempt, "swift: login failed; trying again");
+                tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                attempt += 1;
+            }
+            done => return done,
+        }
+    }
+}
+
+async fn login_once(client: &reqwest::Client, params: &SwiftParams) -> Result<Session, AuthError> {
     match version(params) {
         AuthVersion::V1 => login_v1(client, params).await,
         AuthVersion::V2 => Err(refused(

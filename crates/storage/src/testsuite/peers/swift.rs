@@ -57,9 +57,10 @@ fn proxy_conf(port: u16, memcached: u16, dir: &Path, user: &str) -> String {
          workers = 1\nlog_level = WARNING\n\n[pipeline:main]\npipeline = catch_errors gatekeeper \
          healthcheck proxy-logging cache listing_formats bulk tempurl tempauth copy slo dlo \
          proxy-logging proxy-server\n\n[app:proxy-server]\nuse = egg:swift#proxy\n\
-         account_autocreate = true\n\n[filter:tempauth]\nuse = egg:swift#tempauth\n\
+         account_autocreate = true\nconn_timeout = 5\nnode_timeout = 60\n\n[filter:tempauth]\nuse = egg:swift#tempauth\n\
          user_test_tester = testing .admin\n\n[filter:cache]\nuse = egg:swift#memcache\n\
-         memcache_servers = 127.0.0.1:{memcached}\n\n[filter:catch_errors]\n\
+         memcache_servers = 127.0.0.1:{memcached}\nmemcache_max_connections = 64\n\
+         connect_timeout = 5\nio_timeout = 10\npool_timeout = 10\n\n[filter:catch_errors]\n\
          use = egg:swift#catch_errors\n\n[filter:gatekeeper]\nuse = egg:swift#gatekeeper\n\n\
          [filter:healthcheck]\nuse = egg:swift#healthcheck\n\n[filter:proxy-logging]\n\
          use = egg:swift#proxy_logging\n\n[filter:listing_formats]\n\
