@@ -10,6 +10,8 @@ packages=(docker.io busybox-static skopeo podman umoci docker-registry buildah w
 packages+=(python3-aiosmtpd)
 packages+=(pebble) # ACME test CA for it/acme.rs
 packages+=(redis-server) # redis cache and scale-out tests
+# A single-node OpenStack Swift for the swift backend's tests (started by the tests themselves).
+packages+=(swift swift-proxy swift-object swift-container swift-account memcached)
 
 missing=()
 for p in "${packages[@]}"; do

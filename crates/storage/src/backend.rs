@@ -7,3 +7,4 @@ pub mod inmemory;
 pub mod object;
 pub mod oss;
 pub mod s3;
+pub mod swift;

@@ -9,6 +9,7 @@ pub use crate::backend::gcs::GcsParams;
 use crate::backend::object::ObjectStore;
 pub use crate::backend::oss::OssParams;
 pub use crate::backend::s3::S3Params;
+pub use crate::backend::swift::{AuthVersion as SwiftAuthVersion, SwiftParams};
 use crate::backend::{filesystem::FilesystemDriver, inmemory::InMemoryDriver, s3::S3Driver};
 use crate::driver::{Driver, Result};
 
@@ -45,6 +46,8 @@ pub enum DriverConfig {
     Gcs(Box<GcsParams>),
     /// `oss:` (Alibaba Cloud OSS, distribution 2.x's driver).
     Oss(Box<OssParams>),
+    /// `swift:` (OpenStack Swift, distribution 2.x's driver).
+    Swift(Box<SwiftParams>),
 }
 
 impl DriverConfig {
@@ -57,6 +60,7 @@ impl DriverConfig {
             DriverConfig::Azure(_) => "azure",
             DriverConfig::Gcs(_) => "gcs",
             DriverConfig::Oss(_) => "oss",
+            DriverConfig::Swift(_) => "swift",
         }
     }
 
@@ -76,6 +80,7 @@ impl DriverConfig {
                 Arc::new(ObjectStore::gcs(p)?)
             }
             DriverConfig::Oss(p) => Arc::new(ObjectStore::oss(OssParams::clone(p))?),
+            DriverConfig::Swift(p) => Arc::new(ObjectStore::swift(SwiftParams::clone(p)).await?),
         })
     }
 }

@@ -1,4 +1,4 @@
-//! Object stores (S3, Azure Blob, GCS, OSS) behind the driver trait, on OpenDAL: what every bucket-like
+//! Object stores (S3, Azure Blob, GCS, OSS, Swift) behind the driver trait, on OpenDAL: what every bucket-like
 //! backend shares, so `s3` and `azure` are only "config → OpenDAL operator".
 //!
 //! A file is a plain object at its key (`<rootdirectory>/docker/registry/v2/…`), as
@@ -10,12 +10,15 @@
 //! `segments`). Everything lives in the store, so an upload continues on whichever instance gets
 //! the next request; `rename` (the end of an upload) assembles the segments into one plain
 //! object, server-side where the store can copy parts (S3 UploadPartCopy) or compose objects
-//! (GCS, which also streams writes as composed part objects: module `compose`). `~` is outside the
+//! (GCS, which also streams writes as composed part objects: module `compose`; Swift the same,
+//! joining through an SLO manifest copied into a plain object). `~` is outside the
 //! storage path grammar, so segment keys never collide with a real path and are invisible to
 //! `list` and `walk`. Must not depend on anything registry-specific.
 
 mod compose;
 mod segments;
+
+pub use self::compose::{Join, Joiner};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
@@ -110,14 +113,15 @@ pub struct ObjectStore {
 }
 
 /// How a store takes streamed writes and many deletions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Clone)]
 pub enum Writes {
     /// OpenDAL's multipart writer and batch deletes (S3, Azure, OSS).
     Multipart,
     /// Part objects joined by native compose, one request per deletion (GCS: OpenDAL's GCS
     /// multipart is the XML API and its batch delete the JSON batch endpoint, both missing
-    /// from emulators; compose is what the GCS JSON API itself offers for this).
-    Compose,
+    /// from emulators; compose is what the GCS JSON API itself offers for this). Swift joins
+    /// with its own [`Joiner`] (an SLO manifest copied into a plain object).
+    Compose(Joiner),
 }
 
 /// How objects are copied server-side: whole up to a threshold, in parallel parts above it.
@@ -191,8 +195,14 @@ impl ObjectStore {
 
     /// Streams writes as composed part objects of `chunk` bytes (no minimum), not multipart.
     pub fn with_compose(mut self, chunk: u64) -> Self {
-        self.writes = Writes::Compose;
+        self.writes = Writes::Compose(Joiner::Native);
         self.chunk = usize::try_from(chunk.max(1)).unwrap_or(usize::MAX);
+        self
+    }
+
+    /// Joins composed parts with `joiner` instead of the store's native compose.
+    pub fn with_joiner(mut self, joiner: Joiner) -> Self {
+        self.writes = Writes::Compose(joiner);
         self
     }
 
@@ -204,7 +214,7 @@ impl ObjectStore {
 
     async fn delete_keys(&self, keys: Vec<String>) -> Result<()> {
         match self.writes {
-            Writes::Compose => compose::delete_each(self.name, &self.op, keys).await,
+            Writes::Compose(_) => compose::delete_each(self.name, &self.op, keys).await,
             Writes::Multipart => self.op.delete_iter(keys).await.map_err(|e| self.fail(e)),
         }
     }
@@ -384,7 +394,7 @@ impl Driver for ObjectStore {
             base,
             self.copy,
             (self.chunk_size(), WRITE_CONCURRENCY),
-            self.writes,
+            self.writes.clone(),
         )))
     }
 
@@ -447,7 +457,7 @@ impl Driver for ObjectStore {
                     from,
                     key(to),
                     self.chunk_size(),
-                    self.writes,
+                    &self.writes,
                 )
                 .await?;
             return self.delete(from).await;

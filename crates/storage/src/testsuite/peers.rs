@@ -344,3 +344,6 @@ impl FakeGcs {
         }
     }
 }
+
+mod swift;
+pub use swift::{Saio, saio};

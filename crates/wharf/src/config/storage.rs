@@ -35,7 +35,7 @@ const KNOWN_DRIVERS: &[&str] = &[
 ];
 
 /// Drivers distribution has that wharf reads but cannot run yet.
-const REFUSED_DRIVERS: &[&str] = &["s3-aws", "swift", "rados"];
+const REFUSED_DRIVERS: &[&str] = &["s3-aws", "rados"];
 
 /// S3 storage classes distribution accepts (`NONE` sends no class).
 const S3_STORAGE_CLASSES: &[&str] = &[
@@ -339,6 +339,7 @@ pub(crate) fn from_node(node: &Node, ctx: &mut Ctx) -> Option<StorageConfig> {
         DriverConfig::S3(p) => p.redirect = !redirect.disable,
         DriverConfig::Gcs(p) => p.redirect = !redirect.disable,
         DriverConfig::Oss(p) => p.redirect = !redirect.disable,
+        DriverConfig::Swift(p) => p.redirect = !redirect.disable,
         _ => {}
     }
 
@@ -418,9 +419,13 @@ fn driver_from(name: &str, params: &Node, ctx: &mut Ctx) -> Option<DriverConfig>
             let raw: oss::RawOss = ctx.typed(&Node::Map(params.0), &path)?;
             oss::oss_from(raw, ctx).map(|p| DriverConfig::Oss(Box::new(p)))
         }
+        "swift" => {
+            let raw: swift::RawSwift = ctx.typed(&Node::Map(params.0), &path)?;
+            swift::swift_from(raw, ctx).map(|p| DriverConfig::Swift(Box::new(p)))
+        }
         other if REFUSED_DRIVERS.contains(&other) => {
             ctx.error(format!(
-                "{path}: storage driver {other} is not supported yet (wharf runs filesystem, inmemory, s3, azure, gcs and oss); \
+                "{path}: storage driver {other} is not supported yet (wharf runs filesystem, inmemory, s3, azure, gcs, oss and swift); \
                  its {} parameter(s) were read but wharf will not start on a backend it cannot use",
                 params.keys().count()
             ));
@@ -476,6 +481,7 @@ impl Serialize for StorageConfig {
             )?,
             DriverConfig::Gcs(p) => map.serialize_entry("gcs", &gcs::gcs_json(p))?,
             DriverConfig::Oss(p) => map.serialize_entry("oss", &oss::oss_json(p))?,
+            DriverConfig::Swift(p) => map.serialize_entry("swift", &swift::swift_json(p))?,
             other => map.serialize_entry(other.name(), &Params::default())?,
         }
         map.serialize_entry(
@@ -540,5 +546,6 @@ fn s3_json(p: &S3Params) -> serde_json::Value {
 
 mod gcs;
 mod oss;
+mod swift;
 #[cfg(test)]
 mod tests;

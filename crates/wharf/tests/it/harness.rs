@@ -15,6 +15,7 @@ pub mod pebble;
 pub mod podman;
 pub mod redis;
 pub mod skopeo;
+pub mod swift;
 pub mod wharf;
 
 pub use self::wharf::Wharf;

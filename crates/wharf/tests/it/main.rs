@@ -26,5 +26,6 @@ mod redis_cache;
 mod reporting;
 mod s3;
 mod scaleout;
+mod swift;
 mod tls;
 mod token_server;

@@ -8,6 +8,7 @@
 //! a crash. Memory per writer is about `chunk × (concurrent + 1)`.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::StreamExt;
@@ -45,39 +46,85 @@ pub(super) async fn delete_each(
     Ok(())
 }
 
+/// A store's own way to join objects, for stores OpenDAL has no compose for (Swift).
+#[async_trait::async_trait]
+pub trait Join: Send + Sync + 'static {
+    /// Writes `to` as the concatenation of `sources` (keys relative to the operator's root).
+    async fn join(&self, sources: Vec<String>, to: &str) -> Result<()>;
+    /// The most sources one [`join`](Join::join) takes.
+    fn max_sources(&self) -> usize;
+}
+
+/// How part objects become one object: OpenDAL's native compose (GCS) or a [`Join`].
+#[derive(Clone)]
+pub enum Joiner {
+    /// `Operator::compose`.
+    Native,
+    /// The store's own join.
+    Custom(Arc<dyn Join>),
+}
+
+impl Joiner {
+    fn max_sources(&self) -> usize {
+        match self {
+            Joiner::Native => MAX_SOURCES,
+            Joiner::Custom(j) => j.max_sources().max(2),
+        }
+    }
+
+    async fn join(
+        &self,
+        name: &'static str,
+        op: &Operator,
+        sources: Vec<String>,
+        to: &str,
+    ) -> Result<()> {
+        match self {
+            Joiner::Native => op
+                .compose(sources, to)
+                .await
+                .map(drop)
+                .map_err(|e| backend(name, e)),
+            Joiner::Custom(j) => j.join(sources, to).await,
+        }
+    }
+}
+
 /// Joins `sources` (in order) into `to`; intermediates are named after `scratch` and returned
 /// so the caller deletes them with the sources.
 pub(super) async fn compose_all(
     name: &'static str,
     op: &Operator,
+    joiner: &Joiner,
     mut sources: Vec<String>,
     to: &str,
     scratch: &str,
 ) -> Result<Vec<String>> {
     let mut temps = Vec::new();
     let mut round = 0;
-    while sources.len() > MAX_SOURCES {
-        let mut next = Vec::with_capacity(sources.len().div_ceil(MAX_SOURCES));
-        for (i, group) in sources.chunks(MAX_SOURCES).enumerate() {
+    let max = joiner.max_sources();
+    while sources.len() > max {
+        let mut next = Vec::with_capacity(sources.len().div_ceil(max));
+        for (i, group) in sources.chunks(max).enumerate() {
             if let [single] = group {
                 next.push(single.clone());
                 continue;
             }
             let temp = format!("{scratch}c{round}-{i:05}");
-            let joined = op.compose(group.to_vec(), &temp).await;
+            let joined = joiner.join(name, op, group.to_vec(), &temp).await;
             temps.push(temp.clone());
             if let Err(e) = joined {
                 let _ = delete_each(name, op, temps).await;
-                return Err(backend(name, e));
+                return Err(e);
             }
             next.push(temp);
         }
         sources = next;
         round += 1;
     }
-    if let Err(e) = op.compose(sources, to).await {
+    if let Err(e) = joiner.join(name, op, sources, to).await {
         let _ = delete_each(name, op, temps).await;
-        return Err(backend(name, e));
+        return Err(e);
     }
     Ok(temps)
 }
@@ -86,6 +133,7 @@ pub(super) async fn compose_all(
 pub(super) struct ComposeSink {
     name: &'static str,
     op: Operator,
+    joiner: Joiner,
     target: String,
     scratch: String,
     chunk: usize,
@@ -101,6 +149,7 @@ impl ComposeSink {
     pub(super) fn new(
         name: &'static str,
         op: Operator,
+        joiner: Joiner,
         target: String,
         scratch: String,
         chunk: usize,
@@ -109,6 +158,7 @@ impl ComposeSink {
         ComposeSink {
             name,
             op,
+            joiner,
             target,
             scratch,
             chunk: chunk.max(1),
@@ -181,6 +231,7 @@ impl ComposeSink {
         let temps = compose_all(
             self.name,
             &self.op,
+            &self.joiner,
             parts.clone(),
             &self.target,
             &self.scratch,

@@ -127,9 +127,9 @@ impl Manifest {
         path: &StoragePath,
         to: &str,
         chunk: usize,
-        writes: Writes,
+        writes: &Writes,
     ) -> Result<()> {
-        if writes == Writes::Compose {
+        if let Writes::Compose(joiner) = writes {
             let sources = self
                 .segments
                 .iter()
@@ -144,7 +144,7 @@ impl Manifest {
                     .map_err(|e| backend(name, e));
             }
             let scratch = format!("{}{}-join-", dir(path), uuid::Uuid::new_v4().simple());
-            let temps = compose_all(name, op, sources, to, &scratch).await?;
+            let temps = compose_all(name, op, joiner, sources, to, &scratch).await?;
             return delete_each(name, op, temps).await;
         }
         let mut w = op
@@ -174,7 +174,7 @@ pub(super) async fn remove_file(
     name: &'static str,
     op: &Operator,
     path: &StoragePath,
-    writes: Writes,
+    writes: &Writes,
 ) -> Result<()> {
     let fail = |e| backend(name, e);
     op.delete(key(path)).await.map_err(fail)?;
@@ -188,7 +188,7 @@ pub(super) async fn remove_file(
         Err(e) if e.kind() == ErrorKind::NotFound => Vec::new(),
         Err(e) => return Err(fail(e)),
     };
-    if writes == Writes::Compose {
+    if matches!(writes, Writes::Compose(_)) {
         delete_each(name, op, segments).await?;
     } else if !segments.is_empty() {
         op.delete_iter(segments).await.map_err(fail)?;
@@ -274,7 +274,7 @@ impl FileWriter for SegmentWriter {
         }
         let inner = match &mut self.inner {
             Some(inner) => inner,
-            empty => empty.insert(match self.writes {
+            empty => empty.insert(match &self.writes {
                 Writes::Multipart => Sink::Multipart(
                     self.op
                         .writer_with(&self.target)
@@ -283,9 +283,10 @@ impl FileWriter for SegmentWriter {
                         .await
                         .map_err(|e| backend(self.name, e))?,
                 ),
-                Writes::Compose => Sink::Compose(ComposeSink::new(
+                Writes::Compose(joiner) => Sink::Compose(ComposeSink::new(
                     self.name,
                     self.op.clone(),
+                    joiner.clone(),
                     self.target.clone(),
                     format!("{}{}-part-", dir(&self.path), uuid::Uuid::new_v4().simple()),
                     self.chunk,
@@ -340,7 +341,7 @@ impl FileWriter for SegmentWriter {
         if let Some(inner) = &mut self.inner {
             inner.abort().await;
         }
-        remove_file(self.name, &self.op, &self.path, self.writes).await
+        remove_file(self.name, &self.op, &self.path, &self.writes).await
     }
 }
 

@@ -161,7 +161,7 @@ fn s3_problems_are_named_together() {
 
 #[test]
 fn other_drivers_are_read_then_refused() {
-    for driver in ["swift", "rados"] {
+    for driver in ["rados", "s3-aws"] {
         let (s, ctx) = read(&format!("{driver}:\n  bucket: b\n  secretkey: k\n"));
         assert!(s.is_none());
         assert_eq!(ctx.errors.len(), 1);
@@ -371,4 +371,116 @@ fn oss_from_env_overrides() {
     assert!(p.internal && !p.secure && p.encrypt);
     assert_eq!(p.endpoint.as_deref(), Some("reg.example.com"));
     assert_eq!((p.chunk_size, p.root_directory.as_str()), (5 << 20, "/r"));
+}
+
+#[test]
+fn swift_keys_defaults_and_errors() {
+    let (s, ctx) = read(
+        "swift:\n  authurl: https://keystone.example/v3\n  username: alice\n  password: pw\n  tenant: reg\n  tenantid: t1\n  domain: Default\n  domainid: d1\n  region: fr\n  endpointtype: internal\n  container: images\n  prefix: /r\n  insecureskipverify: true\n  chunksize: 2097152\n  authversion: 3\n  secretkey: tk\n  tempurlcontainerkey: true\n  tempurlmethods: [GET, HEAD]\n",
+    );
+    assert!(ctx.errors.is_empty() && ctx.warnings.is_empty(), "{ctx:?}");
+    let s = s.unwrap();
+    let DriverConfig::Swift(p) = &s.driver else {
+        panic!("not swift")
+    };
+    assert_eq!(
+        (
+            p.auth_url.as_str(),
+            p.username.as_str(),
+            p.password.as_str()
+        ),
+        ("https://keystone.example/v3", "alice", "pw")
+    );
+    assert_eq!(
+        (p.tenant.as_deref(), p.tenant_id.as_deref()),
+        (Some("reg"), Some("t1"))
+    );
+    assert_eq!(
+        (p.domain.as_deref(), p.domain_id.as_deref()),
+        (Some("Default"), Some("d1"))
+    );
+    assert_eq!(
+        (p.region.as_deref(), p.endpoint_type.as_deref()),
+        (Some("fr"), Some("internal"))
+    );
+    assert_eq!((p.container.as_str(), p.prefix.as_str()), ("images", "/r"));
+    assert!(p.insecure_skip_verify && p.temp_url_container_key && p.redirects());
+    assert_eq!(p.chunk_size, 2 << 20);
+    assert_eq!(
+        p.auth_version,
+        Some(wharf_storage::factory::SwiftAuthVersion::V3)
+    );
+    assert_eq!(p.secret_key.as_deref(), Some("tk"));
+    assert_eq!(p.temp_url_methods, ["GET", "HEAD"]);
+    let printed = serde_json::to_string(&s).unwrap();
+    assert!(
+        !printed.contains("\"pw\"") && !printed.contains("\"tk\""),
+        "{printed}"
+    );
+
+    let (s, ctx) = read(
+        "swift:\n  authurl: http://127.0.0.1:8080/auth/v1.0\n  username: test:tester\n  password: testing\n  container: c\n",
+    );
+    assert!(ctx.errors.is_empty(), "{ctx:?}");
+    let DriverConfig::Swift(p) = s.unwrap().driver else {
+        panic!("not swift")
+    };
+    assert_eq!(p.auth_version, None);
+    assert_eq!(p.chunk_size, 20 << 20);
+    assert!(p.redirect && !p.redirects(), "no secretkey, no redirect");
+    assert!(p.prefix.is_empty() && !p.insecure_skip_verify);
+
+    let (s, ctx) = read("swift:\n  chunksize: 1024\n  authversion: 7\n  trustid: x\n");
+    assert!(s.is_none());
+    assert_eq!(ctx.errors.len(), 7, "{:?}", ctx.errors);
+    assert!(ctx.errors[0].starts_with("storage.swift.authurl: required"));
+    assert!(ctx.errors[3].starts_with("storage.swift.container: required"));
+    assert!(ctx.errors[4].starts_with("storage.swift.trustid"));
+    assert!(ctx.errors[5].starts_with("storage.swift.authversion: expected 1, 2 or 3"));
+    assert!(ctx.errors[6].starts_with("storage.swift.chunksize: 1024 is below"));
+
+    let (_, ctx) =
+        read("swift:\n  authurl: https://k/v2.0\n  username: u\n  password: p\n  container: c\n");
+    assert!(
+        ctx.errors[0].contains("Keystone v2.0 is not supported"),
+        "{ctx:?}"
+    );
+}
+
+#[test]
+fn swift_from_env_overrides() {
+    let driver = from_env(&[
+        ("REGISTRY_STORAGE", "swift"),
+        (
+            "REGISTRY_STORAGE_SWIFT_AUTHURL",
+            "http://127.0.0.1:8080/auth/v1.0",
+        ),
+        ("REGISTRY_STORAGE_SWIFT_USERNAME", "test:tester"),
+        ("REGISTRY_STORAGE_SWIFT_PASSWORD", "testing"),
+        ("REGISTRY_STORAGE_SWIFT_CONTAINER", "reg"),
+        ("REGISTRY_STORAGE_SWIFT_PREFIX", "/r"),
+        ("REGISTRY_STORAGE_SWIFT_AUTHVERSION", "1"),
+        ("REGISTRY_STORAGE_SWIFT_CHUNKSIZE", "5242880"),
+        ("REGISTRY_STORAGE_SWIFT_SECRETKEY", "tk"),
+        ("REGISTRY_STORAGE_SWIFT_INSECURESKIPVERIFY", "true"),
+        ("REGISTRY_STORAGE_SWIFT_TEMPURLMETHODS", "GET"),
+    ]);
+    let DriverConfig::Swift(p) = driver else {
+        panic!("REGISTRY_STORAGE=swift read as {driver:?}")
+    };
+    assert_eq!(
+        (
+            p.username.as_str(),
+            p.password.as_str(),
+            p.container.as_str()
+        ),
+        ("test:tester", "testing", "reg")
+    );
+    assert_eq!(
+        p.auth_version,
+        Some(wharf_storage::factory::SwiftAuthVersion::V1)
+    );
+    assert_eq!((p.chunk_size, p.prefix.as_str()), (5 << 20, "/r"));
+    assert!(p.insecure_skip_verify && p.redirects());
+    assert_eq!(p.temp_url_methods, ["GET"]);
 }
