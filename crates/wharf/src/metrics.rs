@@ -5,6 +5,7 @@
 //! Filled by one middleware on the API router ([`track`]); knows the API only through
 //! `Route::parse`, for the route label.
 
+pub mod cache;
 pub mod notify;
 pub mod storage;
 
@@ -217,6 +218,15 @@ impl Source for crate::gc::online::Stats {
 pub trait Source: Send + Sync {
     /// Appends complete `# HELP`/`# TYPE` families in the text exposition format.
     fn render(&self, out: &mut String);
+}
+
+/// The decorators' counters of one registry: storage calls and descriptor cache lookups.
+#[derive(Default)]
+pub struct Instruments {
+    /// Every storage driver call, by driver and operation.
+    pub storage: Arc<storage::StorageOps>,
+    /// Every blob descriptor cache lookup, by kind and result.
+    pub cache: Arc<cache::CacheStats>,
 }
 
 /// Whether `config` turns Prometheus on (`http.debug.prometheus.enabled` with a debug address).

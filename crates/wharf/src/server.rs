@@ -20,10 +20,11 @@ pub async fn build_registry(config: &Config) -> anyhow::Result<Registry> {
     build_registry_with(config, None).await
 }
 
-/// [`build_registry`], with every storage call recorded in `ops` when given (metrics).
+/// [`build_registry`], with storage calls and cache lookups counted in `instruments` when given
+/// (metrics).
 pub async fn build_registry_with(
     config: &Config,
-    ops: Option<Arc<crate::metrics::storage::StorageOps>>,
+    instruments: Option<&crate::metrics::Instruments>,
 ) -> anyhow::Result<Registry> {
     let mut driver = config
         .storage
@@ -31,8 +32,8 @@ pub async fn build_registry_with(
         .build()
         .await
         .context("starting the storage driver")?;
-    if let Some(ops) = ops {
-        driver = crate::metrics::storage::instrument(driver, ops);
+    if let Some(i) = instruments {
+        driver = crate::metrics::storage::instrument(driver, i.storage.clone());
     }
     let registry = Registry::new(
         driver,
@@ -43,7 +44,11 @@ pub async fn build_registry_with(
             link_refresh: config.gc.enabled.then(|| config.gc.grace / 2),
         },
     );
-    Ok(registry.with_cache(descriptor_cache(config)?))
+    let mut cache = descriptor_cache(config)?;
+    if let Some(i) = instruments {
+        cache = crate::metrics::cache::instrument(cache, i.cache.clone());
+    }
+    Ok(registry.with_cache(cache))
 }
 
 /// `storage.cache.blobdescriptor`: `redis` shares one cache between instances; `inmemory`, the
@@ -164,13 +169,15 @@ pub async fn serve(
     config: Config,
     requests: Option<Arc<crate::reporting::Requests>>,
 ) -> anyhow::Result<()> {
-    let storage_ops = crate::metrics::enabled(&config)
-        .then(|| Arc::new(crate::metrics::storage::StorageOps::default()));
-    let registry = build_registry_with(&config, storage_ops.clone()).await?;
+    let instruments = crate::metrics::enabled(&config).then(crate::metrics::Instruments::default);
+    let registry = build_registry_with(&config, instruments.as_ref()).await?;
     let (registry, notifier) = crate::notify::attach_notifier(registry, &config)?;
     spawn_upload_purging(&registry, &config);
     let mut sources: Vec<Arc<dyn crate::metrics::Source>> = Vec::new();
-    sources.extend(storage_ops.map(|o| o as Arc<dyn crate::metrics::Source>));
+    if let Some(i) = instruments {
+        sources.push(i.storage);
+        sources.push(i.cache);
+    }
     sources.extend(notifier.map(|n| n as Arc<dyn crate::metrics::Source>));
     if config.gc.enabled {
         let stats = Arc::new(crate::gc::online::Stats::default());

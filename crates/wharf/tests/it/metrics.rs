@@ -114,6 +114,45 @@ async fn a_push_shows_storage_calls_by_driver_and_operation() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_blob_heads_are_answered_by_the_descriptor_cache() {
+    let debug_port = free_port();
+    let wharf = Wharf::start_with_config(&config(debug_port));
+    let metrics = format!("http://127.0.0.1:{debug_port}/metrics");
+    let (manifest, _) = Client::new(&wharf.url())
+        .random_image("metrics/cache", 1)
+        .await;
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest).expect("manifest json");
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .expect("layer digest");
+    let series = |kind: &str, result: &str| {
+        format!(
+            "wharf_blob_descriptor_cache_lookups_total{{cache=\"inmemory\",kind=\"{kind}\",result=\"{result}\"}}"
+        )
+    };
+    let before = scrape(&metrics).await;
+    let http = reqwest::Client::new();
+    for _ in 0..5 {
+        let resp = http
+            .head(format!("{}/v2/metrics/cache/blobs/{layer}", wharf.url()))
+            .send()
+            .await
+            .expect("HEAD");
+        assert_eq!(resp.status(), 200);
+    }
+    let after = scrape(&metrics).await;
+    for kind in ["size", "membership"] {
+        let hits = value(&after, &series(kind, "hit")) - value(&before, &series(kind, "hit"));
+        assert_eq!(hits, 5.0, "{kind} hits: {after}");
+        assert_eq!(
+            value(&after, &series(kind, "error")),
+            0.0,
+            "no cache errors: {after}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unreachable_endpoint_shows_its_queue_depth_and_failures() {
     let debug_port = free_port();
     let dead = free_port();
