@@ -158,22 +158,35 @@ impl SwiftParams {
     }
 }
 
-/// Sends one request on the account, expecting success.
-async fn call(transport: &TokenTransport, req: http::request::Builder, what: &str) -> Result<()> {
-    let req = req
-        .header(http::header::CONTENT_LENGTH, "0")
-        .body(Buffer::new())
-        .map_err(|e| backend(format!("{what}: {e}")))?;
-    let resp = transport
-        .fetch(req)
-        .await
-        .map_err(|e| backend(format!("{what}: {e}")))?;
-    if resp.status().is_success() {
-        Ok(())
-    } else {
-        Err(backend(format!("{what}: status {}", resp.status())))
+/// Sends one start-up request on the account, expecting success; a busy proxy (5xx, 429) or no
+/// answer is retried with backoff, since a fleet restarting at once must not stop on one 503.
+async fn call(
+    transport: &TokenTransport,
+    req: impl Fn() -> http::request::Builder,
+    what: &str,
+) -> Result<()> {
+    let mut delay = std::time::Duration::from_millis(250);
+    for attempt in 1.. {
+        let sent = req()
+            .header(http::header::CONTENT_LENGTH, "0")
+            .body(Buffer::new())
+            .map_err(|e| backend(format!("{what}: {e}")))?;
+        let last = attempt == CALL_ATTEMPTS;
+        match transport.fetch(sent).await {
+            Ok(resp) if resp.status().is_success() => return Ok(()),
+            Ok(resp) if !last && (resp.status().is_server_error() || resp.status() == 429) => {}
+            Ok(resp) => return Err(backend(format!("{what}: status {}", resp.status()))),
+            Err(_) if !last => {}
+            Err(e) => return Err(backend(format!("{what}: {e}"))),
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
     }
+    unreachable!("the last attempt returns")
 }
+
+/// Tries of one start-up request (about 8 s of backoff in all).
+const CALL_ATTEMPTS: u32 = 6;
 
 impl ObjectStore {
     /// The `swift` driver: logs in, creates the container when missing and sets the TempURL
@@ -199,7 +212,7 @@ impl ObjectStore {
         let container_url = format!("{storage_url}/{}", encode_path(&params.container));
         call(
             &transport,
-            http::Request::put(&container_url),
+            || http::Request::put(&container_url),
             "creating the container",
         )
         .await?;
@@ -211,7 +224,7 @@ impl ObjectStore {
             };
             call(
                 &transport,
-                http::Request::post(url).header(header, key),
+                || http::Request::post(url).header(header, key),
                 "setting the TempURL key",
             )
             .await?;

@@ -8,29 +8,14 @@ use reqwest::StatusCode;
 use crate::harness::docker::{Docker, pushed_digest};
 use crate::harness::gcs::{self, FakeGcs};
 use crate::harness::oci::{
-    ACCEPT_MANIFESTS, Client, expect_status, header, random_bytes, sha256, with_query,
+    ACCEPT_MANIFESTS, Client, expect_status, get_blob, header, patch_round_robin, random_bytes,
+    sha256, upload_path, with_query,
 };
 
 /// fake-gcs-server and a fresh bucket on it; `None` (after printing why) when not installed.
 async fn bucket() -> Option<(&'static FakeGcs, String)> {
     let gcs = gcs::fake_gcs()?;
     Some((gcs, gcs.bucket().await))
-}
-
-/// The path and query of an upload location, to send the next request to another instance.
-fn upload_path(location: &str) -> String {
-    let at = location.find("/v2/").expect("location names a /v2/ path");
-    location[at..].to_owned()
-}
-
-async fn get_blob(c: &Client, repo: &str, digest: &str) -> Vec<u8> {
-    let resp = c
-        .get(&format!("/v2/{repo}/blobs/{digest}"))
-        .send()
-        .await
-        .expect("GET blob");
-    let resp = expect_status(resp, StatusCode::OK, "get blob").await;
-    resp.bytes().await.expect("blob body").to_vec()
 }
 
 #[tokio::test]
@@ -45,28 +30,10 @@ async fn gcs_upload_spread_over_two_instances_then_pull() {
     let clients = [Client::new(&a.url()), Client::new(&b.url())];
     let data = random_bytes((9 << 20) + 17);
     let digest = sha256(&data);
-    let mut location = upload_path(&clients[0].start_upload("gcs/spread").await);
+    let location = upload_path(&clients[0].start_upload("gcs/spread").await);
     // chunks below and above the 1 MiB chunksize, alternating instances
     let chunks = [300 << 10, 3 << 20, 1, (2 << 20) + 5, 1 << 20];
-    let mut start = 0;
-    for (i, len) in chunks.into_iter().enumerate() {
-        let c = &clients[i % 2];
-        let resp = c
-            .patch(&location)
-            .header("content-type", "application/octet-stream")
-            .header("content-range", format!("{start}-{}", start + len - 1))
-            .body(data[start..start + len].to_vec())
-            .send()
-            .await
-            .unwrap();
-        let resp = expect_status(resp, StatusCode::ACCEPTED, "PATCH on another instance").await;
-        assert_eq!(
-            header(&resp, "range").as_deref(),
-            Some(format!("0-{}", start + len - 1).as_str())
-        );
-        location = upload_path(&c.location(&resp));
-        start += len;
-    }
+    let (location, start) = patch_round_robin(&clients, location, &data, chunks).await;
     // the last bytes come with the closing PUT, on the other instance
     let tail = &data[start..];
     let resp = clients[1]

@@ -8,7 +8,8 @@ use crate::harness::Wharf;
 use crate::harness::docker::{Docker, pushed_digest};
 use crate::harness::moto::{self, Moto, S3Distribution};
 use crate::harness::oci::{
-    ACCEPT_MANIFESTS, Client, expect_status, header, random_bytes, sha256, with_query,
+    ACCEPT_MANIFESTS, Client, expect_status, get_blob, header, patch_round_robin, random_bytes,
+    sha256, upload_path, with_query,
 };
 
 /// moto and a fresh bucket on it; `None` (after printing why) when moto is not installed.
@@ -19,22 +20,6 @@ async fn bucket() -> Option<(&'static Moto, String)> {
 
 fn wharf_on(moto: &Moto, bucket: &str, redirect: bool) -> Wharf {
     Wharf::start_with_config(&moto::config_template(moto, bucket, redirect))
-}
-
-/// The path and query of an upload location, to send the next request to another instance.
-fn upload_path(location: &str) -> String {
-    let at = location.find("/v2/").expect("location names a /v2/ path");
-    location[at..].to_owned()
-}
-
-async fn get_blob(c: &Client, repo: &str, digest: &str) -> Vec<u8> {
-    let resp = c
-        .get(&format!("/v2/{repo}/blobs/{digest}"))
-        .send()
-        .await
-        .expect("GET blob");
-    let resp = expect_status(resp, StatusCode::OK, "get blob").await;
-    resp.bytes().await.expect("blob body").to_vec()
 }
 
 async fn get_manifest(c: &Client, repo: &str, reference: &str) -> Vec<u8> {
@@ -110,28 +95,10 @@ async fn an_upload_continues_on_other_instances_sharing_the_bucket() {
     let clients: Vec<Client> = servers.iter().map(|w| Client::new(&w.url())).collect();
     let data = random_bytes((13 << 20) + 17);
     let digest = sha256(&data);
-    let mut location = upload_path(&clients[0].start_upload("s3/spread").await);
+    let location = upload_path(&clients[0].start_upload("s3/spread").await);
     // 1 MiB and 6 MiB chunks, round-robin: parts below and above S3's 5 MiB part minimum
     let chunks = [1 << 20, 6 << 20, 1 << 20, 5 << 20, 17];
-    let mut start = 0;
-    for (i, len) in chunks.into_iter().enumerate() {
-        let c = &clients[i % 3];
-        let resp = c
-            .patch(&location)
-            .header("content-type", "application/octet-stream")
-            .header("content-range", format!("{start}-{}", start + len - 1))
-            .body(data[start..start + len].to_vec())
-            .send()
-            .await
-            .unwrap();
-        let resp = expect_status(resp, StatusCode::ACCEPTED, "PATCH on another instance").await;
-        assert_eq!(
-            header(&resp, "range").as_deref(),
-            Some(format!("0-{}", start + len - 1).as_str())
-        );
-        location = upload_path(&c.location(&resp));
-        start += len;
-    }
+    let (location, start) = patch_round_robin(&clients, location, &data, chunks).await;
     assert_eq!(start, data.len());
     let resp = clients[1]
         .put(&with_query(&location, &format!("digest={digest}")))

@@ -13,7 +13,9 @@ use crate::harness::Wharf;
 use crate::harness::docker::{Docker, pushed_digest};
 use crate::harness::moto::{self, Moto};
 use crate::harness::nginx::Nginx;
-use crate::harness::oci::{Client, expect_status, header, random_bytes, sha256, with_query};
+use crate::harness::oci::{
+    Client, expect_status, header, patch_round_robin, random_bytes, sha256, upload_path, with_query,
+};
 use crate::harness::redis::Redis;
 
 /// The one `http.secret` of every instance, as a fleet behind a balancer must share.
@@ -124,12 +126,6 @@ impl Fleet {
     }
 }
 
-/// The path and query of an upload location, to send the next request to another instance.
-fn upload_path(location: &str) -> String {
-    let at = location.find("/v2/").expect("location names a /v2/ path");
-    location[at..].to_owned()
-}
-
 #[tokio::test]
 async fn a_64_mib_blob_in_5_mib_chunks_round_robin_over_three_instances_put_on_a_fourth() {
     let Some(fleet) = Fleet::start(4).await else {
@@ -142,36 +138,11 @@ async fn a_64_mib_blob_in_5_mib_chunks_round_robin_over_three_instances_put_on_a
         .collect();
     let data = random_bytes(64 << 20);
     let digest = sha256(&data);
-    let mut location = upload_path(&clients[0].start_upload("scale/big").await);
+    let location = upload_path(&clients[0].start_upload("scale/big").await);
     let chunk = 5 << 20;
     let started = Instant::now();
-    for (i, part) in data.chunks(chunk).enumerate() {
-        let start = i * chunk;
-        let c = &clients[i % 3];
-        let resp = c
-            .patch(&location)
-            .header("content-type", "application/octet-stream")
-            .header(
-                "content-range",
-                format!("{start}-{}", start + part.len() - 1),
-            )
-            .body(part.to_vec())
-            .send()
-            .await
-            .unwrap();
-        let resp = expect_status(
-            resp,
-            StatusCode::ACCEPTED,
-            &format!("PATCH {i} on {}", i % 3),
-        )
-        .await;
-        assert_eq!(
-            header(&resp, "range").as_deref(),
-            Some(format!("0-{}", start + part.len() - 1).as_str()),
-            "chunk {i}"
-        );
-        location = upload_path(&c.location(&resp));
-    }
+    let chunks = data.chunks(chunk).map(<[u8]>::len);
+    let (location, _) = patch_round_robin(&clients[..3], location, &data, chunks).await;
     let resp = clients[3]
         .put(&with_query(&location, &format!("digest={digest}")))
         .send()

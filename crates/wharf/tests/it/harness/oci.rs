@@ -335,3 +335,54 @@ pub async fn expect_status(resp: Response, status: StatusCode, what: &str) -> Re
     let body = resp.text().await.unwrap_or_default();
     panic!("{what}: {url} answered {got}, expected {status}; body: {body}");
 }
+
+/// The path and query of an upload location, to send the next request to another instance.
+pub fn upload_path(location: &str) -> String {
+    let at = location.find("/v2/").expect("location names a /v2/ path");
+    location[at..].to_owned()
+}
+
+/// Sends `data` from its start as PATCHes of the given lengths, each to the next of `clients`
+/// in turn, continuing the session at `location`; checks each 202 and its `Range`, and returns
+/// the session's last path and the number of bytes sent (the rest may close the upload).
+pub async fn patch_round_robin(
+    clients: &[Client],
+    mut location: String,
+    data: &[u8],
+    chunks: impl IntoIterator<Item = usize>,
+) -> (String, usize) {
+    let mut start = 0;
+    for (i, len) in chunks.into_iter().enumerate() {
+        let c = &clients[i % clients.len()];
+        let end = start + len - 1;
+        let resp = c
+            .patch(&location)
+            .header("content-type", "application/octet-stream")
+            .header("content-range", format!("{start}-{end}"))
+            .body(data[start..=end].to_vec())
+            .send()
+            .await
+            .expect("PATCH");
+        let what = format!("PATCH {i} on instance {}", i % clients.len());
+        let resp = expect_status(resp, StatusCode::ACCEPTED, &what).await;
+        assert_eq!(
+            header(&resp, "range").as_deref(),
+            Some(format!("0-{end}").as_str()),
+            "{what}"
+        );
+        location = upload_path(&c.location(&resp));
+        start = end + 1;
+    }
+    (location, start)
+}
+
+/// The whole body of `GET /v2/<repo>/blobs/<digest>`, which must answer 200.
+pub async fn get_blob(c: &Client, repo: &str, digest: &str) -> Vec<u8> {
+    let resp = c
+        .get(&format!("/v2/{repo}/blobs/{digest}"))
+        .send()
+        .await
+        .expect("GET blob");
+    let resp = expect_status(resp, StatusCode::OK, "get blob").await;
+    resp.bytes().await.expect("blob body").to_vec()
+}
