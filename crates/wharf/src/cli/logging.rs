@@ -1,5 +1,6 @@
-//! Log output as `log:` asks: level, text or json (logstash is json too), and the static
-//! `log.fields` on every line, as distribution adds them.
+//! Log output as `log:` asks: level, text, json or logstash (json with `@timestamp` and
+//! `@version`, as logrus' logstash formatter writes it), and the static `log.fields` on every
+//! line, as distribution adds them.
 
 use std::io::Write;
 
@@ -24,7 +25,8 @@ pub fn init(log: &LogConfig, hooks: Vec<BoxedLayer>) -> anyhow::Result<()> {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let json = matches!(log.formatter, LogFormatter::Json | LogFormatter::Logstash);
-    let writer = FieldsWriter::new(&log.fields, json);
+    let logstash = log.formatter == LogFormatter::Logstash;
+    let writer = FieldsWriter::new(&log.fields, json, logstash);
     let fmt = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
@@ -42,18 +44,28 @@ pub fn init(log: &LogConfig, hooks: Vec<BoxedLayer>) -> anyhow::Result<()> {
 }
 
 /// Writes each formatted event to stderr with `log.fields` added: as leading keys of the JSON
-/// object, or as trailing `key=value` pairs of a text line. The formatter hands over one whole
+/// object (after logstash's `@version`, its timestamp key renamed `@timestamp`), or as trailing
+/// `key=value` pairs of a text line. The formatter hands over one whole
 /// event per write, which is what makes the splice safe.
 #[derive(Clone)]
 struct FieldsWriter {
     /// Pre-rendered fields: `"k":"v",` for JSON, ` k=v` for text; empty when none.
     rendered: std::sync::Arc<Vec<u8>>,
     json: bool,
+    /// Rename the formatter's leading `"timestamp"` key to logstash's `"@timestamp"`.
+    logstash: bool,
 }
 
 impl FieldsWriter {
-    fn new(fields: &std::collections::BTreeMap<String, String>, json: bool) -> Self {
+    fn new(
+        fields: &std::collections::BTreeMap<String, String>,
+        json: bool,
+        logstash: bool,
+    ) -> Self {
         let mut rendered = Vec::new();
+        if logstash {
+            rendered.extend_from_slice(br#""@version":"1","#);
+        }
         for (k, v) in fields {
             if json {
                 let pair = format!("{}:{},", serde_json::json!(k), serde_json::json!(v));
@@ -65,6 +77,7 @@ impl FieldsWriter {
         FieldsWriter {
             rendered: std::sync::Arc::new(rendered),
             json,
+            logstash,
         }
     }
 
@@ -81,7 +94,13 @@ impl FieldsWriter {
                 Some((b'{', rest)) => {
                     out.push(b'{');
                     out.extend_from_slice(r);
-                    out.extend_from_slice(rest);
+                    match rest.strip_prefix(br#""timestamp":"#) {
+                        Some(after) if self.logstash => {
+                            out.extend_from_slice(br#""@timestamp":"#);
+                            out.extend_from_slice(after);
+                        }
+                        _ => out.extend_from_slice(rest),
+                    }
                 }
                 _ => out.extend_from_slice(event),
             }
@@ -132,7 +151,7 @@ mod tests {
 
     #[test]
     fn json_lines_gain_the_fields_as_keys() {
-        let w = FieldsWriter::new(&fields(), true);
+        let w = FieldsWriter::new(&fields(), true, false);
         let line = w.splice(b"{\"level\":\"INFO\",\"message\":\"hi\"}\n");
         let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
         assert_eq!(v["environment"], "staging");
@@ -142,13 +161,34 @@ mod tests {
 
     #[test]
     fn text_lines_gain_trailing_pairs() {
-        let w = FieldsWriter::new(&fields(), false);
+        let w = FieldsWriter::new(&fields(), false, false);
         let line = w.splice(b"2026-11-24T00:00:00Z INFO wharf: hi\n");
         assert_eq!(
             String::from_utf8(line).unwrap(),
             "2026-11-24T00:00:00Z INFO wharf: hi environment=staging service=registry\n"
         );
-        let none = FieldsWriter::new(&Default::default(), false);
+        let none = FieldsWriter::new(&Default::default(), false, false);
         assert_eq!(none.splice(b"x\n"), b"x\n");
+    }
+
+    #[test]
+    fn logstash_lines_carry_version_and_at_timestamp() {
+        let w = FieldsWriter::new(&fields(), true, true);
+        let line = w.splice(
+            b"{\"timestamp\":\"2026-11-24T00:00:00Z\",\"level\":\"INFO\",\"message\":\"hi\"}\n",
+        );
+        let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+        assert_eq!(v["@version"], "1");
+        assert_eq!(v["@timestamp"], "2026-11-24T00:00:00Z");
+        assert!(v.get("timestamp").is_none(), "{v}");
+        assert_eq!(v["environment"], "staging");
+        let bare = FieldsWriter::new(&Default::default(), true, true);
+        let v: serde_json::Value =
+            serde_json::from_slice(&bare.splice(b"{\"timestamp\":\"t\",\"message\":\"m\"}\n"))
+                .unwrap();
+        assert_eq!(
+            (v["@version"].as_str(), v["@timestamp"].as_str()),
+            (Some("1"), Some("t"))
+        );
     }
 }
