@@ -4,7 +4,7 @@
 //! Relic's OTLP endpoint).
 //!
 //! Nothing here may slow a request: log events and errors go into bounded queues
-//! ([`Outbox`]) that one sender task each drains on a runtime of its own (one thread,
+//! (`Outbox`) that one sender task each drains on a runtime of its own (one thread,
 //! `wharf-reporting`); a full queue drops and counts. Spans are batched by the OpenTelemetry
 //! SDK on its own thread. Depends on `config` and the API's `Route` (for span names) only.
 
