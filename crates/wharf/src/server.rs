@@ -34,6 +34,7 @@ pub async fn build_registry_with(
     if let Some(ops) = ops {
         driver = crate::metrics::storage::instrument(driver, ops);
     }
+    let driver = crate::middleware::wrap_storage(driver, config)?;
     let registry = Registry::new(
         driver,
         Options {
