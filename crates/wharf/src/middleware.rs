@@ -22,9 +22,6 @@ pub enum MiddlewareError {
         /// What is wrong.
         msg: String,
     },
-    /// The name is not a storage middleware wharf knows.
-    #[error("middleware.storage: unknown middleware {0:?} (known: cloudfront, redirect)")]
-    Unknown(String),
 }
 
 /// Names of the storage middleware wharf runs; others are only reported.
@@ -41,7 +38,8 @@ pub fn wrap_storage(
         let url: Arc<dyn RedirectUrl> = match m.name.as_str() {
             "cloudfront" => Arc::new(cloudfront::CloudFront::from_options(&m.options)?),
             "redirect" => Arc::new(BaseUrl::from_options(m)?),
-            other => return Err(MiddlewareError::Unknown(other.to_owned())),
+            // Listed by `Config::unsupported()` at start-up; the driver stays as it is.
+            _ => continue,
         };
         if config.storage.redirect_disable {
             tracing::warn!(
