@@ -36,6 +36,7 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 
 pub use auth::{AuthConfig, HtpasswdAuth, SillyAuth, TokenAuth};
 pub use catalog::CatalogConfig;
+pub(crate) use de::parse_go_duration;
 pub use gc::GcConfig;
 pub use health::{FileCheck, HealthConfig, HttpCheck, StorageDriverCheck, TcpCheck};
 pub use http::{
@@ -260,6 +261,10 @@ impl Config {
         out.extend(
             self.middleware
                 .entries()
+                .filter(|(key, m)| {
+                    !(key.starts_with("middleware.storage[")
+                        && crate::middleware::STORAGE_MIDDLEWARE.contains(&m.name.as_str()))
+                })
                 .map(|(key, m)| format!("{key}: {}", m.name)),
         );
         out

@@ -12,6 +12,7 @@ pub mod debug_server;
 pub mod gc;
 pub mod health;
 pub mod metrics;
+pub mod middleware;
 pub mod notify;
 pub mod registry;
 pub mod reporting;

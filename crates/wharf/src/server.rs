@@ -35,6 +35,7 @@ pub async fn build_registry_with(
     if let Some(i) = instruments {
         driver = crate::metrics::storage::instrument(driver, i.storage.clone());
     }
+    let driver = crate::middleware::wrap_storage(driver, config)?;
     let registry = Registry::new(
         driver,
         Options {

@@ -2,11 +2,16 @@
 //! [`ObjectStore`] over OpenDAL's azblob service. Appends use the same segment objects as S3
 //! (not Append Blobs), so every file is a block blob that distribution reads unchanged.
 
+mod sas;
+
 use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine as _;
 
 use opendal::Operator;
 
-use super::object::{CopyPlan, MIN_CHUNK_SIZE, ObjectStore, with_http_client};
+use super::object::{CopyPlan, MIN_CHUNK_SIZE, ObjectStore, REDIRECT_EXPIRY, with_http_client};
 use crate::driver::{Error, Result};
 
 const NAME: &str = "azure";
@@ -31,6 +36,8 @@ pub struct AzureParams {
     pub root_directory: String,
     /// `chunksize`: block size of streamed writes (default 10 MiB).
     pub chunk_size: u64,
+    /// Blob GETs redirect to a read-only SAS URL (off with `storage.redirect.disable`).
+    pub redirect: bool,
 }
 
 impl Default for AzureParams {
@@ -43,6 +50,7 @@ impl Default for AzureParams {
             service_url: None,
             root_directory: String::new(),
             chunk_size: 10 << 20,
+            redirect: true,
         }
     }
 }
@@ -57,6 +65,7 @@ impl fmt::Debug for AzureParams {
             .field("service_url", &self.service_url)
             .field("root_directory", &self.root_directory)
             .field("chunk_size", &self.chunk_size)
+            .field("redirect", &self.redirect)
             .finish()
     }
 }
@@ -72,8 +81,8 @@ impl AzureParams {
 }
 
 impl ObjectStore {
-    /// The `azure` driver; connects lazily. Blob GETs are never redirected: that needs a SAS,
-    /// which OpenDAL cannot mint from the account key.
+    /// The `azure` driver; connects lazily. Blob GETs redirect to a read-only service SAS
+    /// that wharf signs with the account key (OpenDAL only presigns with a given SAS token).
     pub fn azure(params: AzureParams) -> Result<Self> {
         let builder = opendal::services::Azblob::default()
             .container(&params.container)
@@ -91,13 +100,37 @@ impl ObjectStore {
                 driver: NAME,
                 source: e.into(),
             })?;
-        Ok(ObjectStore::new(
+        let store = ObjectStore::new(
             with_http_client(op, client),
             NAME,
             CopyPlan::whole(),
             params.chunk_size.max(MIN_CHUNK_SIZE),
             false,
-        ))
+        );
+        if !params.redirect {
+            return Ok(store);
+        }
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(params.account_key.trim())
+            .map_err(|e| Error::Backend {
+                driver: NAME,
+                source: format!("accountkey is not base64: {e}").into(),
+            })?;
+        let signer = sas::SasSigner {
+            endpoint: params.endpoint(),
+            account: params.account_name.clone(),
+            key,
+            container: params.container.clone(),
+        };
+        let root = params.root_directory.trim_matches('/').to_owned();
+        Ok(store.with_url_signer(Arc::new(move |key: &str| {
+            let name = if root.is_empty() {
+                key.to_owned()
+            } else {
+                format!("{root}/{key}")
+            };
+            signer.url(&name, REDIRECT_EXPIRY)
+        })))
     }
 }
 
@@ -118,6 +151,58 @@ mod tests {
     }
 
     crate::conformance_tests!(optional: on_azurite().await);
+
+    #[tokio::test]
+    async fn redirect_sas_url_reads_the_blob_and_a_tampered_one_is_refused() {
+        use crate::{Driver, StoragePath};
+        let Some(driver) = on_azurite().await else {
+            return;
+        };
+        let path = StoragePath::new("/docker/registry/v2/blobs/sha256/ab/abcd/data").unwrap();
+        driver
+            .put_content(&path, bytes::Bytes::from_static(b"sas bytes"))
+            .await
+            .unwrap();
+        let url = driver
+            .redirect_url(&path)
+            .await
+            .unwrap()
+            .expect("a SAS URL");
+        assert!(
+            url.contains("/registry/docker/registry/v2/blobs/sha256/ab/abcd/data?sv="),
+            "{url}"
+        );
+        assert!(url.contains("&sr=b&sp=r&se="), "{url}");
+        let http = reqwest::Client::new();
+        let resp = http.get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{url}");
+        assert_eq!(&resp.bytes().await.unwrap()[..], b"sas bytes");
+
+        let (head, sig) = url.rsplit_once("&sig=").unwrap();
+        let flipped = if sig.starts_with('A') { "B" } else { "A" };
+        let tampered = format!("{head}&sig={flipped}{}", &sig[1..]);
+        let resp = http.get(&tampered).send().await.unwrap();
+        assert_eq!(resp.status(), 403, "tampered signature accepted");
+        let widened = url.replace("&sp=r&", "&sp=rw&");
+        let resp = http.get(&widened).send().await.unwrap();
+        assert_eq!(resp.status(), 403, "widened permissions accepted");
+    }
+
+    #[tokio::test]
+    async fn no_redirect_when_disabled() {
+        use crate::{Driver, StoragePath};
+        let Some(azurite) = peers::azurite() else {
+            return;
+        };
+        let container = azurite.container().await;
+        let params = AzureParams {
+            redirect: false,
+            ..azurite.params(&container)
+        };
+        let driver = AzureDriver::azure(params).unwrap();
+        let path = StoragePath::new("/a/data").unwrap();
+        assert_eq!(driver.redirect_url(&path).await.unwrap(), None);
+    }
 
     #[test]
     fn endpoint_from_realm_or_service_url() {

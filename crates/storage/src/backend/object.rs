@@ -21,6 +21,7 @@ mod segments;
 pub use self::compose::{Join, Joiner};
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -37,7 +38,7 @@ pub const MIN_CHUNK_SIZE: u64 = 5 << 20;
 /// S3's largest single copy (CopyObject, UploadPartCopy).
 pub(crate) const MAX_COPY: u64 = 5 << 30;
 /// How long a redirect URL stays valid (distribution: 20 minutes).
-const REDIRECT_EXPIRY: Duration = Duration::from_secs(20 * 60);
+pub(crate) const REDIRECT_EXPIRY: Duration = Duration::from_secs(20 * 60);
 /// Parts uploaded in parallel by one writer; memory per writer is about `chunksize × (this + 1)`.
 const WRITE_CONCURRENCY: usize = 2;
 
@@ -110,7 +111,11 @@ pub struct ObjectStore {
     redirect: bool,
     writes: Writes,
     presigner: Option<Operator>,
+    url_signer: Option<UrlSigner>,
 }
+
+/// Makes a redirect URL for an object key itself, for stores OpenDAL cannot presign (Azure).
+pub type UrlSigner = Arc<dyn Fn(&str) -> String + Send + Sync>;
 
 /// How a store takes streamed writes and many deletions.
 #[derive(Clone)]
@@ -190,6 +195,7 @@ impl ObjectStore {
             redirect,
             writes: Writes::Multipart,
             presigner: None,
+            url_signer: None,
         }
     }
 
@@ -209,6 +215,12 @@ impl ObjectStore {
     /// Presigns redirect URLs with `op` (e.g. one holding a signing key the data path lacks).
     pub fn with_presigner(mut self, op: Operator) -> Self {
         self.presigner = Some(op);
+        self
+    }
+
+    /// Redirects blob reads to URLs made by `signer`, whatever `redirect` says.
+    pub fn with_url_signer(mut self, signer: UrlSigner) -> Self {
+        self.url_signer = Some(signer);
         self
     }
 
@@ -488,6 +500,9 @@ impl Driver for ObjectStore {
 
     async fn redirect_url(&self, path: &StoragePath) -> Result<Option<String>> {
         reject_root(path)?;
+        if let Some(signer) = &self.url_signer {
+            return Ok(Some(signer(key(path))));
+        }
         if !self.redirect {
             return Ok(None);
         }

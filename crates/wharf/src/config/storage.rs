@@ -340,6 +340,7 @@ pub(crate) fn from_node(node: &Node, ctx: &mut Ctx) -> Option<StorageConfig> {
         DriverConfig::Gcs(p) => p.redirect = !redirect.disable,
         DriverConfig::Oss(p) => p.redirect = !redirect.disable,
         DriverConfig::Swift(p) => p.redirect = !redirect.disable,
+        DriverConfig::Azure(p) => p.redirect = !redirect.disable,
         _ => {}
     }
 

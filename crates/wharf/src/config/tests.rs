@@ -252,7 +252,6 @@ fn seed_middleware_block() {
         [
             "middleware.registry[0]: ARegistryMiddleware",
             "middleware.repository[0]: ARepositoryMiddleware",
-            "middleware.storage[0]: cloudfront"
         ]
     );
 }

@@ -54,7 +54,11 @@ async fn push_spread_over_instances_then_pull() {
         .send()
         .await
         .unwrap();
-    let got = expect_status(got, StatusCode::OK, "blob served by wharf").await;
+    let got = expect_status(got, StatusCode::TEMPORARY_REDIRECT, "blob GET redirects").await;
+    let sas = crate::harness::oci::header(&got, "location").expect("Location");
+    assert!(sas.contains("&sig="), "{sas}");
+    let got = reqwest::get(&sas).await.unwrap();
+    let got = expect_status(got, StatusCode::OK, "SAS URL served by Azurite").await;
     assert!(got.bytes().await.unwrap() == data[..], "{}", a.log());
     let got = ca
         .get(&format!("/v2/az/app/manifests/{manifest_digest}"))
@@ -64,4 +68,25 @@ async fn push_spread_over_instances_then_pull() {
         .unwrap();
     let got = expect_status(got, StatusCode::OK, "manifest").await;
     assert!(got.bytes().await.unwrap() == manifest[..]);
+}
+
+#[tokio::test]
+async fn redirect_disable_serves_blobs_from_wharf() {
+    let Some(azurite) = azurite::azurite() else {
+        return;
+    };
+    let container = azurite.container().await;
+    let config = azurite::config_template(azurite, &container)
+        .replace("  delete:\n", "  redirect:\n    disable: true\n  delete:\n");
+    let w = Wharf::start_with_config(&config);
+    let c = Client::new(&w.url());
+    let data = random_bytes(5000);
+    let digest = c.push_blob("az/direct", &data).await;
+    let got = c
+        .get(&format!("/v2/az/direct/blobs/{digest}"))
+        .send()
+        .await
+        .unwrap();
+    let got = expect_status(got, StatusCode::OK, "blob served by wharf").await;
+    assert!(got.bytes().await.unwrap() == data[..], "{}", w.log());
 }

@@ -21,6 +21,7 @@ mod gc_online;
 mod gcs;
 mod health;
 mod metrics;
+mod middleware;
 mod notify;
 mod redis_cache;
 mod reporting;

@@ -244,7 +244,6 @@ fn full_reference_config_runs_and_lists_what_is_not_acted_on() {
             "compatibility.schema1",
             "policy.repository.classes",
             "validation.manifests.indexes",
-            "middleware.storage[0]: redirect",
         ]
     );
 }
