@@ -359,16 +359,9 @@ impl Listener for Notifier {
     }
 }
 
-/// Attaches a [`Notifier`] to `registry` when an endpoint is enabled.
+/// Attaches a [`Notifier`] to `registry` when an endpoint is enabled, and returns it too (for
+/// its metrics).
 pub fn attach(
-    registry: crate::registry::Registry,
-    config: &Config,
-) -> Result<crate::registry::Registry, Error> {
-    Ok(attach_notifier(registry, config)?.0)
-}
-
-/// [`attach`], also returning the notifier (for its metrics).
-pub fn attach_notifier(
     registry: crate::registry::Registry,
     config: &Config,
 ) -> Result<(crate::registry::Registry, Option<Arc<Notifier>>), Error> {

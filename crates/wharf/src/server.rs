@@ -172,7 +172,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let instruments = crate::metrics::enabled(&config).then(crate::metrics::Instruments::default);
     let registry = build_registry_with(&config, instruments.as_ref()).await?;
-    let (registry, notifier) = crate::notify::attach_notifier(registry, &config)?;
+    let (registry, notifier) = crate::notify::attach(registry, &config)?;
     spawn_upload_purging(&registry, &config);
     let mut sources: Vec<Arc<dyn crate::metrics::Source>> = Vec::new();
     if let Some(i) = instruments {
