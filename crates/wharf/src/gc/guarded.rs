@@ -14,7 +14,7 @@ use wharf_oci::{Digest, Manifest, Reference, RepoName};
 use wharf_storage::StoragePath;
 
 use super::Report;
-use super::sweep::blob_prefixes;
+use super::sweep::{blob_prefixes, layer_links};
 use crate::registry::layout::PathSpec;
 use crate::registry::{Registry, Result};
 
@@ -71,7 +71,7 @@ pub async fn candidates(
             }
         }
     }
-    for (digest, link) in layer_links(registry, |d| found.contains_key(d)).await? {
+    for (_, digest, link) in layer_links(registry, |d| found.contains_key(d)).await? {
         if let (Some(modified), Some(entry)) =
             (registry.modified(&link).await?, found.get_mut(&digest))
         {
@@ -128,7 +128,7 @@ pub async fn sweep(
     let linked_now: BTreeSet<Digest> = layer_links(registry, |d| wanted.contains(d))
         .await?
         .into_iter()
-        .map(|(d, _)| d)
+        .map(|(_, d, _)| d)
         .collect();
     for c in unlinked {
         if must_stay(&c.digest, &referenced, &linked_now) {
@@ -152,37 +152,6 @@ pub async fn sweep(
         report.blobs_deleted.push((c.digest, c.size));
     }
     Ok(())
-}
-
-/// Every `(digest, link path)` under the repositories' `_layers` whose digest `wanted` accepts.
-async fn layer_links(
-    registry: &Registry,
-    wanted: impl Fn(&Digest) -> bool,
-) -> Result<Vec<(Digest, StoragePath)>> {
-    let mut out = Vec::new();
-    for name in registry.list_repositories().await? {
-        let Ok(repo) = name.parse::<RepoName>() else {
-            continue;
-        };
-        let layers = PathSpec::Repository { repo: &repo }
-            .path()
-            .join("_layers")?;
-        for alg in registry.child_names(&layers).await? {
-            for hex in registry.child_names(&layers.join(&alg)?).await? {
-                let Ok(digest) = format!("{alg}:{hex}").parse::<Digest>() else {
-                    continue;
-                };
-                if wanted(&digest) {
-                    let link = PathSpec::LayerLink {
-                        repo: &repo,
-                        digest: &digest,
-                    };
-                    out.push((digest.clone(), link.path()));
-                }
-            }
-        }
-    }
-    Ok(out)
 }
 
 /// Every blob named by a manifest whose revision link was written at or after `since`

@@ -42,27 +42,12 @@ pub async fn sweep(
     }
     if !dry_run {
         let swept: BTreeSet<&Digest> = report.blobs_deleted.iter().map(|(d, _)| d).collect();
-        for name in registry.list_repositories().await? {
-            let Ok(repo) = name.parse::<RepoName>() else {
-                continue;
-            };
-            let layers = PathSpec::Repository { repo: &repo }
-                .path()
-                .join("_layers")?;
-            for alg in registry.child_names(&layers).await? {
-                for hex in registry.child_names(&layers.join(&alg)?).await? {
-                    let Ok(linked) = format!("{alg}:{hex}").parse::<Digest>() else {
-                        continue;
-                    };
-                    if swept.contains(&linked) {
-                        registry.forget_link(&repo, &linked).await;
-                        registry
-                            .remove(&layers.join(&format!("{alg}/{hex}"))?)
-                            .await?;
-                        registry.forget_link(&repo, &linked).await;
-                    }
-                }
+        for (repo, digest, link) in layer_links(registry, |d| swept.contains(d)).await? {
+            registry.forget_link(&repo, &digest).await;
+            if let Some(dir) = link.parent() {
+                registry.remove(&dir).await?;
             }
+            registry.forget_link(&repo, &digest).await;
         }
     }
     Ok(())
@@ -77,6 +62,39 @@ pub(crate) async fn blob_prefixes(registry: &Registry) -> Result<Vec<(String, St
         let alg_dir = blobs.join(&alg)?;
         for prefix in registry.child_names(&alg_dir).await? {
             out.push((alg.clone(), alg_dir.join(&prefix)?));
+        }
+    }
+    Ok(out)
+}
+
+/// Every `(repository, digest, link path)` under the repositories' `_layers` whose digest
+/// `wanted` accepts.
+pub(crate) async fn layer_links(
+    registry: &Registry,
+    wanted: impl Fn(&Digest) -> bool,
+) -> Result<Vec<(RepoName, Digest, StoragePath)>> {
+    let mut out = Vec::new();
+    for name in registry.list_repositories().await? {
+        let Ok(repo) = name.parse::<RepoName>() else {
+            continue;
+        };
+        let layers = PathSpec::Repository { repo: &repo }
+            .path()
+            .join("_layers")?;
+        for alg in registry.child_names(&layers).await? {
+            for hex in registry.child_names(&layers.join(&alg)?).await? {
+                let Ok(digest) = format!("{alg}:{hex}").parse::<Digest>() else {
+                    continue;
+                };
+                if wanted(&digest) {
+                    let link = PathSpec::LayerLink {
+                        repo: &repo,
+                        digest: &digest,
+                    }
+                    .path();
+                    out.push((repo.clone(), digest, link));
+                }
+            }
         }
     }
     Ok(out)
