@@ -8,8 +8,8 @@ use reqwest::StatusCode;
 use crate::harness::docker::{Docker, pushed_digest};
 use crate::harness::gcs::{self, FakeGcs};
 use crate::harness::oci::{
-    ACCEPT_MANIFESTS, Client, expect_status, get_blob, header, patch_round_robin, random_bytes,
-    sha256, upload_path, with_query,
+    ACCEPT_MANIFESTS, Client, expect_status, get_blob, header, random_bytes,
+    spread_upload_then_pull,
 };
 
 /// fake-gcs-server and a fresh bucket on it; `None` (after printing why) when not installed.
@@ -28,43 +28,15 @@ async fn gcs_upload_spread_over_two_instances_then_pull() {
         gcs::wharf_on(fake, &bucket, None),
     );
     let clients = [Client::new(&a.url()), Client::new(&b.url())];
-    let data = random_bytes((9 << 20) + 17);
-    let digest = sha256(&data);
-    let location = upload_path(&clients[0].start_upload("gcs/spread").await);
-    // chunks below and above the 1 MiB chunksize, alternating instances
-    let chunks = [300 << 10, 3 << 20, 1, (2 << 20) + 5, 1 << 20];
-    let (location, start) = patch_round_robin(&clients, location, &data, chunks).await;
-    // the last bytes come with the closing PUT, on the other instance
-    let tail = &data[start..];
-    let resp = clients[1]
-        .put(&with_query(&location, &format!("digest={digest}")))
-        .header("content-type", "application/octet-stream")
-        .body(tail.to_vec())
-        .send()
-        .await
-        .unwrap();
-    expect_status(resp, StatusCode::CREATED, "PUT closes the upload").await;
-    assert!(get_blob(&clients[0], "gcs/spread", &digest).await == data);
-
-    let (manifest, manifest_digest) = clients[1].random_image("gcs/spread", 2).await;
-    for c in &clients {
-        let got = c
-            .get(&format!("/v2/gcs/spread/manifests/{manifest_digest}"))
-            .header("accept", ACCEPT_MANIFESTS)
-            .send()
-            .await
-            .unwrap();
-        let got = expect_status(got, StatusCode::OK, "manifest").await;
-        assert!(got.bytes().await.unwrap() == manifest[..]);
-    }
-    let ranged = clients[0]
-        .get(&format!("/v2/gcs/spread/blobs/{digest}"))
-        .header("range", "bytes=5242880-5242899")
-        .send()
-        .await
-        .unwrap();
-    let ranged = expect_status(ranged, StatusCode::PARTIAL_CONTENT, "ranged GET").await;
-    assert!(ranged.bytes().await.unwrap() == data[5 << 20..(5 << 20) + 20]);
+    // chunks below and above the 1 MiB chunksize, alternating instances, the rest with the PUT
+    spread_upload_then_pull(
+        &clients,
+        "gcs/spread",
+        (9 << 20) + 17,
+        &[300 << 10, 3 << 20, 1, (2 << 20) + 5, 1 << 20],
+        5242880,
+    )
+    .await;
     // nothing of the upload session is left in the bucket
     let listed = reqwest::get(format!(
         "{}/storage/v1/b/{bucket}/o?prefix=registry/docker/registry/v2/repositories/gcs/spread/_uploads",

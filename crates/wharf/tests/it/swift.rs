@@ -7,8 +7,8 @@ use reqwest::StatusCode;
 
 use crate::harness::docker::{Docker, pushed_digest};
 use crate::harness::oci::{
-    ACCEPT_MANIFESTS, Client, expect_status, get_blob, header, patch_round_robin, random_bytes,
-    sha256, upload_path, with_query,
+    ACCEPT_MANIFESTS, Client, expect_status, get_blob, header, random_bytes,
+    spread_upload_then_pull,
 };
 use crate::harness::swift;
 
@@ -23,41 +23,15 @@ async fn swift_chunked_upload_over_two_instances_then_pull() {
         swift::wharf_on(saio, &container, None),
     );
     let clients = [Client::new(&a.url()), Client::new(&b.url())];
-    let data = random_bytes((5 << 20) + 17);
-    let digest = sha256(&data);
-    let location = upload_path(&clients[0].start_upload("swift/spread").await);
-    // chunks below and above the 1 MiB chunksize, alternating instances
-    let chunks = [300 << 10, (2 << 20) + 5, 1, 1 << 20];
-    let (location, start) = patch_round_robin(&clients, location, &data, chunks).await;
-    let resp = clients[1]
-        .put(&with_query(&location, &format!("digest={digest}")))
-        .header("content-type", "application/octet-stream")
-        .body(data[start..].to_vec())
-        .send()
-        .await
-        .unwrap();
-    expect_status(resp, StatusCode::CREATED, "PUT closes the upload").await;
-    assert!(get_blob(&clients[0], "swift/spread", &digest).await == data);
-
-    let (manifest, manifest_digest) = clients[1].random_image("swift/spread", 2).await;
-    for c in &clients {
-        let got = c
-            .get(&format!("/v2/swift/spread/manifests/{manifest_digest}"))
-            .header("accept", ACCEPT_MANIFESTS)
-            .send()
-            .await
-            .unwrap();
-        let got = expect_status(got, StatusCode::OK, "manifest").await;
-        assert!(got.bytes().await.unwrap() == manifest[..]);
-    }
-    let ranged = clients[0]
-        .get(&format!("/v2/swift/spread/blobs/{digest}"))
-        .header("range", "bytes=4194304-4194323")
-        .send()
-        .await
-        .unwrap();
-    let ranged = expect_status(ranged, StatusCode::PARTIAL_CONTENT, "ranged GET").await;
-    assert!(ranged.bytes().await.unwrap() == data[4 << 20..(4 << 20) + 20]);
+    // chunks below and above the 1 MiB chunksize, alternating instances, the rest with the PUT
+    let digest = spread_upload_then_pull(
+        &clients,
+        "swift/spread",
+        (5 << 20) + 17,
+        &[300 << 10, (2 << 20) + 5, 1, 1 << 20],
+        4194304,
+    )
+    .await;
     // the blob is one plain object, and nothing of the upload session (parts, segments, SLO
     // manifests) is left in the container
     let names = saio.object_names(&container).await;

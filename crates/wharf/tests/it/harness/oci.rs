@@ -386,3 +386,51 @@ pub async fn get_blob(c: &Client, repo: &str, digest: &str) -> Vec<u8> {
     let resp = expect_status(resp, StatusCode::OK, "get blob").await;
     resp.bytes().await.expect("blob body").to_vec()
 }
+
+/// The shared-storage workout of a backend: a blob of `len` random bytes uploaded in `chunks`
+/// round-robin over `clients` (instances on one bucket), the rest with the closing PUT on the
+/// second; then read back whole, an image pushed, its manifest seen by every instance, and 20
+/// bytes at `range_at` read by a ranged GET. Returns the blob's digest.
+pub async fn spread_upload_then_pull(
+    clients: &[Client],
+    repo: &str,
+    len: usize,
+    chunks: &[usize],
+    range_at: usize,
+) -> String {
+    let data = random_bytes(len);
+    let digest = sha256(&data);
+    let location = upload_path(&clients[0].start_upload(repo).await);
+    let (location, start) =
+        patch_round_robin(clients, location, &data, chunks.iter().copied()).await;
+    let resp = clients[1]
+        .put(&with_query(&location, &format!("digest={digest}")))
+        .header("content-type", "application/octet-stream")
+        .body(data[start..].to_vec())
+        .send()
+        .await
+        .expect("PUT");
+    expect_status(resp, StatusCode::CREATED, "PUT closes the upload").await;
+    assert!(get_blob(&clients[0], repo, &digest).await == data);
+
+    let (manifest, manifest_digest) = clients[1].random_image(repo, 2).await;
+    for c in clients {
+        let got = c
+            .get(&format!("/v2/{repo}/manifests/{manifest_digest}"))
+            .header("accept", ACCEPT_MANIFESTS)
+            .send()
+            .await
+            .expect("GET manifest");
+        let got = expect_status(got, StatusCode::OK, "manifest").await;
+        assert!(got.bytes().await.expect("manifest body") == manifest[..]);
+    }
+    let ranged = clients[0]
+        .get(&format!("/v2/{repo}/blobs/{digest}"))
+        .header("range", format!("bytes={range_at}-{}", range_at + 19))
+        .send()
+        .await
+        .expect("ranged GET");
+    let ranged = expect_status(ranged, StatusCode::PARTIAL_CONTENT, "ranged GET").await;
+    assert!(ranged.bytes().await.expect("range body") == data[range_at..range_at + 20]);
+    digest
+}
