@@ -112,6 +112,8 @@ pub struct ObjectStore {
     writes: Writes,
     presigner: Option<Operator>,
     url_signer: Option<UrlSigner>,
+    /// Read a missing object once more before answering NotFound (see [`Self::with_reread_missing`]).
+    reread_missing: bool,
 }
 
 /// Makes a redirect URL for an object key itself, for stores OpenDAL cannot presign (Azure).
@@ -196,6 +198,7 @@ impl ObjectStore {
             writes: Writes::Multipart,
             presigner: None,
             url_signer: None,
+            reread_missing: false,
         }
     }
 
@@ -215,6 +218,15 @@ impl ObjectStore {
     /// Presigns redirect URLs with `op` (e.g. one holding a signing key the data path lacks).
     pub fn with_presigner(mut self, op: Operator) -> Self {
         self.presigner = Some(op);
+        self
+    }
+
+    /// Reads a missing object a second time, 50 ms later, before answering NotFound: Swift's
+    /// object server can answer 404 to a GET racing an overwrite of the same object (it picks
+    /// the newest data file, which the overwrite may clean up before it is opened), and a tag
+    /// link being moved must not look absent to a pull.
+    pub fn with_reread_missing(mut self) -> Self {
+        self.reread_missing = true;
         self
     }
 
@@ -321,12 +333,14 @@ impl Driver for ObjectStore {
 
     async fn get_content(&self, path: &StoragePath) -> Result<Bytes> {
         reject_root(path)?;
-        let content = self
-            .op
-            .read(key(path))
-            .await
-            .map_err(map_err(self.name, path))?
-            .to_bytes();
+        let mut read = self.op.read(key(path)).await;
+        if self.reread_missing
+            && matches!(&read, Err(e) if e.kind() == opendal::ErrorKind::NotFound)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            read = self.op.read(key(path)).await;
+        }
+        let content = read.map_err(map_err(self.name, path))?.to_bytes();
         if !Manifest::may_be(&content) {
             return Ok(content);
         }

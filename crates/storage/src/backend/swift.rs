@@ -251,7 +251,8 @@ impl ObjectStore {
             params.redirects(),
         )
         .with_compose(params.chunk_size)
-        .with_joiner(Joiner::Custom(Arc::new(join)));
+        .with_joiner(Joiner::Custom(Arc::new(join)))
+        .with_reread_missing();
         Ok((store, account))
     }
 }
