@@ -26,7 +26,7 @@ pub struct Candidate {
     /// Its size, for the report.
     pub size: u64,
     /// `_layers/<alg>/<hex>/link` of every repository linking it.
-    pub links: Vec<StoragePath>,
+    pub links: Vec<(RepoName, StoragePath)>,
 }
 
 /// The grace rule: collectable only when the data and every link were written before `cutoff`.
@@ -50,7 +50,7 @@ pub async fn candidates(
     marked: &BTreeSet<Digest>,
     cutoff: SystemTime,
 ) -> Result<Vec<Candidate>> {
-    type Found = (u64, SystemTime, Vec<(StoragePath, SystemTime)>);
+    type Found = (u64, SystemTime, Vec<(RepoName, StoragePath, SystemTime)>);
     let mut found: BTreeMap<Digest, Found> = BTreeMap::new();
     for (alg, dir) in blob_prefixes(registry).await? {
         for hex in registry.child_names(&dir).await? {
@@ -71,23 +71,23 @@ pub async fn candidates(
             }
         }
     }
-    for (_, digest, link) in layer_links(registry, |d| found.contains_key(d)).await? {
+    for (repo, digest, link) in layer_links(registry, |d| found.contains_key(d)).await? {
         if let (Some(modified), Some(entry)) =
             (registry.modified(&link).await?, found.get_mut(&digest))
         {
-            entry.2.push((link, modified));
+            entry.2.push((repo, link, modified));
         }
     }
     Ok(found
         .into_iter()
         .filter(|(_, (_, data, links))| {
-            let times: Vec<SystemTime> = links.iter().map(|(_, m)| *m).collect();
+            let times: Vec<SystemTime> = links.iter().map(|(_, _, m)| *m).collect();
             old_enough(*data, &times, cutoff)
         })
         .map(|(digest, (size, _, links))| Candidate {
             digest,
             size,
-            links: links.into_iter().map(|(l, _)| l).collect(),
+            links: links.into_iter().map(|(r, l, _)| (r, l)).collect(),
         })
         .collect())
 }
@@ -101,22 +101,17 @@ pub async fn sweep(
 ) -> Result<()> {
     let mut unlinked = Vec::new();
     'candidates: for c in candidates {
-        for link in &c.links {
+        for (_, link) in &c.links {
             if registry.modified(link).await?.is_some_and(|m| m >= cutoff) {
                 continue 'candidates;
             }
         }
-        for link in &c.links {
-            let repo = link_repository(link);
-            if let Some(repo) = &repo {
-                registry.forget_link(repo, &c.digest).await;
-            }
+        for (repo, link) in &c.links {
+            registry.forget_link(repo, &c.digest).await;
             if let Some(dir) = link.parent() {
                 registry.remove(&dir).await?;
             }
-            if let Some(repo) = &repo {
-                registry.forget_link(repo, &c.digest).await;
-            }
+            registry.forget_link(repo, &c.digest).await;
         }
         unlinked.push(c);
     }
@@ -133,7 +128,7 @@ pub async fn sweep(
     for c in unlinked {
         if must_stay(&c.digest, &referenced, &linked_now) {
             tracing::info!(blob = %c.digest, "gc: candidate referenced by a concurrent push, kept");
-            for link in &c.links {
+            for (_, link) in &c.links {
                 let body = Bytes::from(c.digest.to_string());
                 registry.driver().put_content(link, body).await?;
             }
@@ -193,17 +188,6 @@ pub(crate) async fn recent_references(
     Ok(out)
 }
 
-/// The repository of a `…/repositories/<name>/_layers/<alg>/<hex>/link` path, so the
-/// descriptor cache forgets the membership along with the link.
-fn link_repository(link: &StoragePath) -> Option<RepoName> {
-    let rest = link
-        .as_str()
-        .strip_prefix(crate::registry::layout::ROOT)?
-        .strip_prefix("/repositories/")?;
-    let (name, _) = rest.rsplit_once("/_layers/")?;
-    name.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -241,17 +225,5 @@ mod tests {
         assert!(must_stay(&d('a'), &referenced, &linked));
         assert!(must_stay(&d('b'), &referenced, &linked));
         assert!(!must_stay(&d('c'), &referenced, &linked));
-    }
-
-    #[test]
-    fn a_layer_link_names_its_repository() {
-        let link = StoragePath::new(format!(
-            "{}/repositories/a/b/_layers/sha256/{}/link",
-            crate::registry::layout::ROOT,
-            "0".repeat(64)
-        ))
-        .unwrap();
-        assert_eq!(link_repository(&link), Some("a/b".parse().unwrap()));
-        assert_eq!(link_repository(&StoragePath::new("/x/y").unwrap()), None);
     }
 }
