@@ -96,6 +96,24 @@ pub trait Driver: Send + Sync + 'static {
     /// Replaces a small file atomically: a reader sees the old or the new content, never a mix.
     async fn put_content(&self, path: &StoragePath, content: Bytes) -> Result<()>;
 
+    /// `put_content` for groups of small files where each group may only become visible once
+    /// the groups before it are durable (a manifest's data, then its revision link, then its
+    /// tag). A backend may write every file's bytes at once and keep only the order of making
+    /// them visible; on error, some leading groups may be visible and nothing of the rest.
+    async fn put_contents(&self, groups: Vec<Vec<(StoragePath, Bytes)>>) -> Result<()> {
+        for group in groups {
+            let writes = group.into_iter().map(|(p, c)| async move { self.put_content(&p, c).await });
+            futures::future::try_join_all(writes).await?;
+        }
+        Ok(())
+    }
+
+    /// `put_content` for state that is rebuilt when lost (an upload's hash state): still
+    /// atomic, but a backend may return before it is durable.
+    async fn put_scratch(&self, path: &StoragePath, content: Bytes) -> Result<()> {
+        self.put_content(path, content).await
+    }
+
     /// Streams a file from `offset`; `InvalidOffset` past its end.
     async fn reader(&self, path: &StoragePath, offset: u64) -> Result<ByteStream>;
 
@@ -109,7 +127,9 @@ pub trait Driver: Send + Sync + 'static {
     /// Direct children of a directory, sorted; `NotFound` when it does not exist.
     async fn list(&self, dir: &StoragePath) -> Result<Vec<StoragePath>>;
 
-    /// Moves a file into place, replacing any file already there (the commit step of blob uploads).
+    /// Moves a file into place, replacing any file already there (the commit step of blob
+    /// uploads); the moved bytes are durable at `to` when it returns, even if they were only
+    /// `close`d.
     async fn rename(&self, from: &StoragePath, to: &StoragePath) -> Result<()>;
 
     /// Deletes a file or a whole subtree; `NotFound` when nothing was there.
@@ -150,6 +170,12 @@ pub trait FileWriter: Send {
 
     /// Makes everything written durable and visible at the path.
     async fn commit(self: Box<Self>) -> Result<()>;
+
+    /// Leaves what was written visible at the path for a later writer or `rename`, without
+    /// waiting for it to be durable: an upload's chunk, made durable once, when it completes.
+    async fn close(self: Box<Self>) -> Result<()> {
+        self.commit().await
+    }
 
     /// Discards the file.
     async fn cancel(self: Box<Self>) -> Result<()>;

@@ -39,10 +39,14 @@ impl StoragePath {
 
     /// Appends one or more `/`-separated segments.
     pub fn join(&self, rel: &str) -> Result<Self, InvalidPath> {
-        if self.is_root() {
-            Self::new(format!("/{rel}"))
+        let base = if self.is_root() { "" } else { self.0.as_str() };
+        let joined = format!("{base}/{rel}");
+        // `self` was checked when it was built; only the new segments need a look (listings
+        // join every child of a directory, so rechecking the whole path each time adds up).
+        if rel.split('/').all(valid_segment) {
+            Ok(StoragePath(joined))
         } else {
-            Self::new(format!("{}/{rel}", self.0))
+            Err(InvalidPath(joined))
         }
     }
 

@@ -106,6 +106,12 @@ impl Driver for Redirecting {
     async fn put_content(&self, path: &StoragePath, content: Bytes) -> Result<()> {
         self.inner.put_content(path, content).await
     }
+    async fn put_scratch(&self, path: &StoragePath, content: Bytes) -> Result<()> {
+        self.inner.put_scratch(path, content).await
+    }
+    async fn put_contents(&self, groups: Vec<Vec<(StoragePath, Bytes)>>) -> Result<()> {
+        self.inner.put_contents(groups).await
+    }
     async fn reader(&self, path: &StoragePath, offset: u64) -> Result<ByteStream> {
         self.inner.reader(path, offset).await
     }

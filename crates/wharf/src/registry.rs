@@ -7,6 +7,7 @@ pub mod blobs;
 pub mod cache;
 pub mod catalog;
 pub mod layout;
+pub mod manifest_cache;
 pub mod manifests;
 pub mod referrers;
 mod refresh;
@@ -129,6 +130,8 @@ pub struct Registry {
     cache: Option<Arc<dyn cache::DescriptorCache>>,
     /// When this process last looked at each link, for online GC's link refresh.
     refreshed: Arc<refresh::RefreshCache>,
+    /// Manifest bytes by digest, so hot manifest GETs read only links.
+    manifests: Arc<manifest_cache::ManifestCache>,
 }
 
 impl Registry {
@@ -141,6 +144,7 @@ impl Registry {
             upload_locks: Arc::default(),
             cache: None,
             refreshed: Arc::default(),
+            manifests: Arc::default(),
         }
     }
 
@@ -148,6 +152,11 @@ impl Registry {
     pub fn with_listener(mut self, listener: Arc<dyn crate::notify::Listener>) -> Self {
         self.listener = Some(listener);
         self
+    }
+
+    /// Whether actions are reported anywhere, so callers can skip gathering what reports need.
+    pub fn has_listener(&self) -> bool {
+        self.listener.is_some()
     }
 
     /// Reports an action to the listener; `report` is only built when someone listens.

@@ -174,21 +174,66 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Writes a sibling temp file, fsyncs it and renames it over the target, so a reader sees the
 /// old or the new content and a crash leaves one of them, then fsyncs the directory entry.
-fn put_atomic(full: &Path, content: &[u8]) -> io::Result<()> {
+fn put_atomic(full: &Path, content: &[u8], durable: bool) -> io::Result<()> {
     let dir = full.parent().ok_or_else(|| io::Error::other("no parent"))?;
     fs::create_dir_all(dir)?;
     let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
     let written = (|| {
         let mut file = File::create_new(&tmp)?;
         file.write_all(content)?;
-        file.sync_all()?;
+        if durable {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, full)
     })();
     if written.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     written?;
-    sync_dir(dir)
+    if durable { sync_dir(dir) } else { Ok(()) }
+}
+
+/// The first half of `put_atomic`: a synced temp file beside `full`, returned for renaming.
+fn stage_temp(full: &Path, content: &[u8]) -> io::Result<PathBuf> {
+    let dir = full.parent().ok_or_else(|| io::Error::other("no parent"))?;
+    fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
+    let written = File::create_new(&tmp).and_then(|mut file| {
+        file.write_all(content)?;
+        file.sync_all()
+    });
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
+    }
+}
+
+/// The second half: renames staged temp files over their targets, then syncs each directory
+/// once, so the entries are durable when it returns. Temp files it did not rename are removed.
+fn publish_temps(moves: &[(PathBuf, PathBuf)]) -> io::Result<()> {
+    let mut dirs: Vec<&Path> = Vec::new();
+    for (i, (tmp, full)) in moves.iter().enumerate() {
+        if let Err(e) = fs::rename(tmp, full) {
+            remove_temps(moves[i..].iter().map(|(t, _)| t));
+            return Err(e);
+        }
+        if let Some(dir) = full.parent()
+            && !dirs.contains(&dir)
+        {
+            dirs.push(dir);
+        }
+    }
+    dirs.into_iter().try_for_each(sync_dir)
+}
+
+/// Best-effort removal of temp files left by a failed multi-file write.
+fn remove_temps<'a>(temps: impl IntoIterator<Item = &'a PathBuf>) {
+    for tmp in temps {
+        let _ = fs::remove_file(tmp);
+    }
 }
 
 /// Opens a file for a writer: returns it, its current size and whether this call created it.
@@ -258,7 +303,52 @@ impl Driver for FilesystemDriver {
     async fn put_content(&self, path: &StoragePath, content: Bytes) -> Result<()> {
         reject_root(path)?;
         let full = self.full_path(path);
-        let written = self.run(move || put_atomic(&full, &content)).await;
+        let written = self.run(move || put_atomic(&full, &content, true)).await;
+        written.map_err(|e| Error::io(NAME, path, e))
+    }
+
+    async fn put_contents(&self, groups: Vec<Vec<(StoragePath, Bytes)>>) -> Result<()> {
+        // Every file's bytes are written and synced at once, on as many threads, so their
+        // syncs overlap; then the groups are renamed into place in order, each group's
+        // directories synced before the next group is renamed.
+        let mut staging = Vec::new();
+        for (path, content) in groups.iter().flatten() {
+            reject_root(path)?;
+            let (full, content) = (self.full_path(path), content.clone());
+            staging.push(async move {
+                let staged = self.run(move || stage_temp(&full, &content)).await;
+                staged.map_err(|e| Error::io(NAME, path, e))
+            });
+        }
+        let staged = futures::future::join_all(staging).await;
+        let mut temps: Vec<PathBuf> = staged.iter().flatten().cloned().collect();
+        if let Some(failed) = staged.into_iter().find_map(std::result::Result::err) {
+            self.run(move || Ok(remove_temps(&temps))).await.ok();
+            return Err(failed);
+        }
+        let mut published = 0;
+        for group in &groups {
+            let moves: Vec<(PathBuf, PathBuf)> = group
+                .iter()
+                .zip(&temps[published..])
+                .map(|((path, _), tmp)| (tmp.clone(), self.full_path(path)))
+                .collect();
+            published += moves.len();
+            let renamed = self.run(move || publish_temps(&moves)).await;
+            if let Err(e) = renamed {
+                let rest = temps.split_off(published.min(temps.len()));
+                self.run(move || Ok(remove_temps(&rest))).await.ok();
+                let first = group.first().map_or_else(StoragePath::root, |(p, _)| p.clone());
+                return Err(Error::io(NAME, &first, e));
+            }
+        }
+        Ok(())
+    }
+
+    async fn put_scratch(&self, path: &StoragePath, content: Bytes) -> Result<()> {
+        reject_root(path)?;
+        let full = self.full_path(path);
+        let written = self.run(move || put_atomic(&full, &content, false)).await;
         written.map_err(|e| Error::io(NAME, path, e))
     }
 
@@ -329,7 +419,17 @@ impl Driver for FilesystemDriver {
         reject_root(to)?;
         let (src, dst) = (self.full_path(from), self.full_path(to));
         let source = src.clone();
-        let found = self.run(move || fs::symlink_metadata(source)).await;
+        let found = self
+            .run(move || {
+                let meta = fs::symlink_metadata(&source)?;
+                // an upload's chunks were only closed, not synced: the blob they become must
+                // not be lost by a power cut once the move is acknowledged
+                if meta.is_file() {
+                    File::open(&source)?.sync_data()?;
+                }
+                Ok(meta)
+            })
+            .await;
         found.map_err(|e| lookup_err(from, e))?;
         let moved = self
             .run(move || {
@@ -464,6 +564,19 @@ impl FileWriter for FilesystemWriter {
         })
         .await;
         synced.map_err(|e| Error::io(NAME, &self.path, e))
+    }
+
+    async fn close(mut self: Box<Self>) -> Result<()> {
+        let file = self.flush_with(Bytes::new()).await?;
+        // Start writing the chunk back now, so the sync when the upload completes finds little
+        // left to do; nobody waits for it, and its errors surface at that sync.
+        if let Ok(permit) = Arc::clone(&self.limit).try_acquire_owned() {
+            drop(tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let _ = file.sync_data();
+            }));
+        }
+        Ok(())
     }
 
     async fn cancel(mut self: Box<Self>) -> Result<()> {

@@ -126,6 +126,18 @@ impl Driver for Instrumented {
         self.record("put_content", start, r)
     }
 
+    async fn put_contents(&self, groups: Vec<Vec<(StoragePath, Bytes)>>) -> Result<()> {
+        let start = Instant::now();
+        let r = self.inner.put_contents(groups).await;
+        self.record("put_contents", start, r)
+    }
+
+    async fn put_scratch(&self, path: &StoragePath, content: Bytes) -> Result<()> {
+        let start = Instant::now();
+        let r = self.inner.put_scratch(path, content).await;
+        self.record("put_scratch", start, r)
+    }
+
     async fn reader(&self, path: &StoragePath, offset: u64) -> Result<ByteStream> {
         let start = Instant::now();
         let r = self.inner.reader(path, offset).await;
@@ -209,6 +221,13 @@ impl FileWriter for InstrumentedWriter {
         let start = Instant::now();
         let r = self.inner.commit().await;
         self.ops.observe(self.driver, "writer_commit", start, &r);
+        r
+    }
+
+    async fn close(self: Box<Self>) -> Result<()> {
+        let start = Instant::now();
+        let r = self.inner.close().await;
+        self.ops.observe(self.driver, "writer_close", start, &r);
         r
     }
 

@@ -6,6 +6,7 @@ use serde_json::Value;
 use wharf_oci::{Digest, Manifest, ManifestKind, Reference, RepoName, Tag, media_type as mt};
 
 use super::layout::PathSpec;
+use super::manifest_cache::Cached;
 use super::{Error, Registry, Result};
 use crate::notify::{Action, manifest_report};
 
@@ -92,16 +93,23 @@ impl Registry {
         reference: &Reference,
     ) -> Result<StoredManifest> {
         let digest = self.resolve(repo, reference).await?;
-        let bytes = match self
-            .driver
-            .get_content(&PathSpec::BlobData { digest: &digest }.path())
-            .await
-        {
-            Ok(b) => b,
-            Err(e) if e.is_not_found() => return Err(Error::ManifestUnknown(reference.clone())),
-            Err(e) => return Err(e.into()),
+        let Cached { bytes, media_type } = match self.manifests.get(&digest) {
+            Some(hit) => hit,
+            None => {
+                let data = PathSpec::BlobData { digest: &digest }.path();
+                let bytes = match self.driver.get_content(&data).await {
+                    Ok(b) => b,
+                    Err(e) if e.is_not_found() => {
+                        return Err(Error::ManifestUnknown(reference.clone()));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                let media_type = served_media_type(&bytes);
+                let read = Cached { bytes, media_type };
+                self.manifests.insert(&digest, read.clone());
+                read
+            }
         };
-        let media_type = served_media_type(&bytes);
         self.emit(|| manifest_report(Action::Pull, repo, &digest, &bytes, reference));
         Ok(StoredManifest {
             digest,
@@ -137,65 +145,58 @@ impl Registry {
         self.check_references(repo, &manifest).await?;
         let stored = bytes.clone();
 
-        // Each write is fsynced, so the order below is what a crash can leave: data before any
-        // link to it, the revision link before the tag. Writes with no order between them run
-        // together, so one PUT waits for three rounds of writes instead of four or five.
-        let data = PathSpec::BlobData { digest: &digest }.path();
-        let store_data = async {
-            // with online GC on, existing bytes are rewritten too: a fresh modification time
-            // keeps the collector's last re-check from deleting data a new revision names
-            if self.options.link_refresh.is_some() || !self.exists(&data).await? {
-                self.driver.put_content(&data, bytes).await?;
-            }
-            Ok::<_, Error>(())
-        };
-        // The tag's history entry names the digest but makes nothing reachable.
-        let tag_history = async {
-            match reference {
-                Reference::Tag(tag) => {
-                    let link = PathSpec::TagIndexLink {
-                        repo,
-                        tag,
-                        digest: &digest,
-                    };
-                    self.write_link(link, &digest).await
-                }
-                Reference::Digest(_) => Ok(()),
-            }
-        };
-        futures::try_join!(store_data, tag_history)?;
-        let referrer = async {
-            match &manifest.subject {
-                Some(subject) => {
-                    let link = PathSpec::ReferrerLink {
-                        repo,
-                        subject: &subject.digest,
-                        referrer: &digest,
-                    };
-                    self.write_link(link, &digest).await
-                }
-                None => Ok(()),
-            }
-        };
-        let revision = self.write_link(
-            PathSpec::ManifestRevisionLink {
-                repo,
-                digest: &digest,
-            },
-            &digest,
-        );
-        futures::try_join!(referrer, revision)?;
-        // Online GC deletes links first, then rescans revisions written since it marked: with
-        // our revision visible, checking again means either GC sees our manifest or we see
-        // its deletion and refuse, never an accepted manifest with a swept blob.
+        // Three groups, each visible only once the one before is durable, so a crash leaves
+        // data before any link to it and the revision link before the tag: first the bytes
+        // and the tag's history entry (which names the digest but makes nothing reachable),
+        // then the revision link (with the referrer link), then the tag. The driver writes
+        // every file's bytes at once and keeps only the order of making them visible.
         let gc_on = self.options.link_refresh.is_some();
-        if gc_on && let Err(e) = self.check_blobs(repo, &manifest, false).await {
-            self.remove_revision(repo, &digest).await?;
-            return Err(e);
+        let link = |spec: PathSpec<'_>| (spec.path(), Bytes::from(digest.to_string()));
+        let data = PathSpec::BlobData { digest: &digest }.path();
+        let mut first = Vec::new();
+        // with online GC on, existing bytes are rewritten too: a fresh modification time
+        // keeps the collector's last re-check from deleting data a new revision names
+        if gc_on || !self.exists(&data).await? {
+            first.push((data, bytes));
         }
-        if let Reference::Tag(tag) = reference {
-            self.write_link(PathSpec::TagCurrentLink { repo, tag }, &digest)
-                .await?;
+        let tag = match reference {
+            Reference::Tag(tag) => Some(tag),
+            Reference::Digest(_) => None,
+        };
+        if let Some(tag) = tag {
+            first.push(link(PathSpec::TagIndexLink {
+                repo,
+                tag,
+                digest: &digest,
+            }));
+        }
+        let mut second = vec![link(PathSpec::ManifestRevisionLink {
+            repo,
+            digest: &digest,
+        })];
+        if let Some(subject) = &manifest.subject {
+            second.push(link(PathSpec::ReferrerLink {
+                repo,
+                subject: &subject.digest,
+                referrer: &digest,
+            }));
+        }
+        let current = tag.map(|tag| vec![link(PathSpec::TagCurrentLink { repo, tag })]);
+        if !gc_on {
+            let groups = [first, second].into_iter().chain(current).collect();
+            self.driver.put_contents(groups).await?;
+        } else {
+            self.driver.put_contents(vec![first, second]).await?;
+            // Online GC deletes links first, then rescans revisions written since it marked:
+            // with our revision visible, checking again means either GC sees our manifest or
+            // we see its deletion and refuse, never an accepted manifest with a swept blob.
+            if let Err(e) = self.check_blobs(repo, &manifest, false).await {
+                self.remove_revision(repo, &digest).await?;
+                return Err(e);
+            }
+            if let Some(current) = current {
+                self.driver.put_contents(vec![current]).await?;
+            }
         }
         if gc_on {
             // online GC removes an old untagged revision, then looks at the tags again and

@@ -188,7 +188,12 @@ impl Registry {
         if let Some(w) = writer {
             new_size = w.size();
             // Keep what arrived even when the body broke off: the client resumes from there.
-            w.commit().await?;
+            // A chunk is only closed: the blob is made durable once, when it moves into place.
+            if save_state {
+                w.close().await?;
+            } else {
+                w.commit().await?;
+            }
             if save_state || failure.is_some() {
                 self.save_hasher(repo, id, new_size, &hasher).await?;
             }
@@ -213,9 +218,10 @@ impl Registry {
             offset,
         }
         .path();
+        // Losing it costs only a re-hash of the data file, so it is not synced.
         Ok(self
             .driver
-            .put_content(&path, Bytes::from(hasher.save_state()))
+            .put_scratch(&path, Bytes::from(hasher.save_state()))
             .await?)
     }
 
