@@ -269,6 +269,14 @@ fn open_at(full: &Path, offset: u64) -> io::Result<Option<File>> {
     Ok(Some(file))
 }
 
+/// Reads a whole file the way `fs::read` does, minus its size lookup: the files read whole are
+/// links and manifests, mostly under a kilobyte, and a hot manifest GET reads two of them.
+fn read_small(full: &Path) -> io::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(1024);
+    File::open(full)?.read_to_end(&mut buf)?;
+    Ok(buf)
+}
+
 /// Reads up to [`READ_CHUNK`] bytes; fewer only at the end of the file. `read_to_end` fills
 /// the spare capacity directly, so the buffer is never zeroed first.
 fn read_chunk(file: &mut File) -> io::Result<Vec<u8>> {
@@ -296,7 +304,7 @@ impl Driver for FilesystemDriver {
         reject_root(path)?;
         // Inline, not on the blocking pool: callers read links and manifests (at most a few
         // MiB), and on a local filesystem the read costs less than the hop to another thread.
-        let content = fs::read(self.full_path(path));
+        let content = read_small(&self.full_path(path));
         content.map(Bytes::from).map_err(|e| lookup_err(path, e))
     }
 
