@@ -26,8 +26,9 @@ const NAME: &str = "filesystem";
 const TEMP_PREFIX: &str = ".wharf-tmp~";
 /// distribution's floor for `maxthreads`; smaller values are raised, as it does.
 const MIN_THREADS: u64 = 25;
-/// Bytes per read: large enough to amortize the hop to the blocking pool, small enough to stream.
-const READ_CHUNK: usize = 512 * 1024;
+/// Bytes per read: large enough to amortize the hop to the blocking pool, small enough that
+/// 32 concurrent pulls hold well under 16 MiB of buffers between them.
+const READ_CHUNK: usize = 256 * 1024;
 /// Bytes a writer gathers before a syscall, so many small chunks don't become many writes.
 const WRITE_BUFFER: usize = 1024 * 1024;
 /// Bytes a writer lets pile up in the page cache before it starts their writeback in the
