@@ -102,7 +102,9 @@ pub trait Driver: Send + Sync + 'static {
     /// them visible; on error, some leading groups may be visible and nothing of the rest.
     async fn put_contents(&self, groups: Vec<Vec<(StoragePath, Bytes)>>) -> Result<()> {
         for group in groups {
-            let writes = group.into_iter().map(|(p, c)| async move { self.put_content(&p, c).await });
+            let writes = group
+                .into_iter()
+                .map(|(p, c)| async move { self.put_content(&p, c).await });
             futures::future::try_join_all(writes).await?;
         }
         Ok(())

@@ -218,7 +218,7 @@ fn publish_temps(moves: &[(PathBuf, PathBuf)]) -> io::Result<()> {
     let mut dirs: Vec<&Path> = Vec::new();
     for (i, (tmp, full)) in moves.iter().enumerate() {
         if let Err(e) = fs::rename(tmp, full) {
-            remove_temps(moves[i..].iter().map(|(t, _)| t));
+            let _ = remove_temps(moves[i..].iter().map(|(t, _)| t));
             return Err(e);
         }
         if let Some(dir) = full.parent()
@@ -230,11 +230,12 @@ fn publish_temps(moves: &[(PathBuf, PathBuf)]) -> io::Result<()> {
     dirs.into_iter().try_for_each(sync_dir)
 }
 
-/// Best-effort removal of temp files left by a failed multi-file write.
-fn remove_temps<'a>(temps: impl IntoIterator<Item = &'a PathBuf>) {
+/// Best-effort removal of temp files left by a failed multi-file write (never fails).
+fn remove_temps<'a>(temps: impl IntoIterator<Item = &'a PathBuf>) -> io::Result<()> {
     for tmp in temps {
         let _ = fs::remove_file(tmp);
     }
+    Ok(())
 }
 
 /// Opens a file for a writer: returns it, its current size and whether this call created it.
@@ -332,7 +333,7 @@ impl Driver for FilesystemDriver {
         let staged = futures::future::join_all(staging).await;
         let mut temps: Vec<PathBuf> = staged.iter().flatten().cloned().collect();
         if let Some(failed) = staged.into_iter().find_map(std::result::Result::err) {
-            self.run(move || Ok(remove_temps(&temps))).await.ok();
+            self.run(move || remove_temps(&temps)).await.ok();
             return Err(failed);
         }
         let mut published = 0;
@@ -346,8 +347,10 @@ impl Driver for FilesystemDriver {
             let renamed = self.run(move || publish_temps(&moves)).await;
             if let Err(e) = renamed {
                 let rest = temps.split_off(published.min(temps.len()));
-                self.run(move || Ok(remove_temps(&rest))).await.ok();
-                let first = group.first().map_or_else(StoragePath::root, |(p, _)| p.clone());
+                self.run(move || remove_temps(&rest)).await.ok();
+                let first = group
+                    .first()
+                    .map_or_else(StoragePath::root, |(p, _)| p.clone());
                 return Err(Error::io(NAME, &first, e));
             }
         }

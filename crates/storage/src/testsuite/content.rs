@@ -191,7 +191,9 @@ pub async fn scratch_round_trip(d: &dyn Driver) {
     d.put_scratch(&p, Bytes::from_static(b"first state"))
         .await
         .unwrap();
-    d.put_scratch(&p, Bytes::from_static(b"second")).await.unwrap();
+    d.put_scratch(&p, Bytes::from_static(b"second"))
+        .await
+        .unwrap();
     assert_eq!(d.get_content(&p).await.unwrap(), &b"second"[..]);
     let listed = d.list(&at(&root, "state")).await.unwrap();
     assert_eq!(listed, vec![p.clone()], "no temporary file is listed");

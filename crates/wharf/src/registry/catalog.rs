@@ -46,12 +46,10 @@ impl Registry {
                 }
                 let (mut found, mut next) = (Vec::new(), Vec::new());
                 for handle in handles {
-                    let (f, n) = handle
-                        .await
-                        .map_err(|e| wharf_storage::Error::Backend {
-                            driver: self.driver.name(),
-                            source: e.to_string().into(),
-                        })??;
+                    let (f, n) = handle.await.map_err(|e| wharf_storage::Error::Backend {
+                        driver: self.driver.name(),
+                        source: e.to_string().into(),
+                    })??;
                     found.extend(f);
                     next.extend(n);
                 }
