@@ -29,8 +29,8 @@ impl Registry {
         let markers: Arc<[String]> = markers.iter().map(|m| (*m).to_owned()).collect();
         let mut repos = Vec::new();
         let mut level = vec![root];
+        let tasks = std::thread::available_parallelism().map_or(1, usize::from);
         while !level.is_empty() {
-            let tasks = std::thread::available_parallelism().map_or(1, usize::from);
             let (found, next) = if level.len() < SPLIT_AT || tasks < 2 {
                 scan(self.driver.as_ref(), &markers, level).await?
             } else {
