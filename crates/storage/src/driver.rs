@@ -137,6 +137,12 @@ pub trait Driver: Send + Sync + 'static {
     /// Deletes a file or a whole subtree; `NotFound` when nothing was there.
     async fn delete(&self, path: &StoragePath) -> Result<()>;
 
+    /// The file itself when it is a local file, so the HTTP layer can hand it to the kernel
+    /// (`sendfile`) instead of copying it through user space; `None` where files are remote.
+    async fn local_file(&self, path: &StoragePath) -> Result<Option<std::fs::File>> {
+        self.stat(path).await.map(|_| None)
+    }
+
     /// A URL a client may fetch the file from directly, when the backend offers one.
     async fn redirect_url(&self, _path: &StoragePath) -> Result<Option<String>> {
         Ok(None)

@@ -62,7 +62,7 @@ macro_rules! conformance_tests {
             rename_missing_source_is_not_found, delete_subtree, delete_only_deletes_subpaths,
             delete_missing_is_not_found, walk_returns_everything_below_root, concurrent_writers,
             concurrent_readers, missing_paths_are_not_found, rename_after_resume,
-            scratch_round_trip,
+            scratch_round_trip, local_file_is_the_content,
         );
     };
     (@required $make:expr; $($case:ident),* $(,)?) => {

@@ -17,5 +17,6 @@ pub mod notify;
 pub mod registry;
 pub mod reporting;
 pub mod rfc3339;
+pub mod sendfile;
 pub mod server;
 pub mod tls;

@@ -130,6 +130,9 @@ impl Driver for Redirecting {
     async fn delete(&self, path: &StoragePath) -> Result<()> {
         self.inner.delete(path).await
     }
+    async fn local_file(&self, path: &StoragePath) -> Result<Option<std::fs::File>> {
+        self.inner.local_file(path).await
+    }
     async fn redirect_url(&self, path: &StoragePath) -> Result<Option<String>> {
         match self.url.url(path) {
             Ok(u) => Ok(Some(u)),

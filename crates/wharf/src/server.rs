@@ -1,6 +1,7 @@
 //! Runs the HTTP API: listener (TCP or Unix socket), access log, background maintenance, and a
 //! graceful drain on SIGTERM/SIGINT.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,8 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use http::{HeaderName, HeaderValue};
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
+use tokio::net::{TcpListener, TcpStream};
 
 use crate::api::{Api, UrlPolicy, router};
 use crate::config::{Config, Net};
@@ -155,6 +158,39 @@ async fn access_log(req: Request, next: Next) -> Response {
     resp
 }
 
+/// Accepts TCP connections until `shutdown`, each served by `serve` on its own task, then waits
+/// for the connections `serve` gave the watcher to drain.
+pub(crate) async fn accept_loop<S, F>(
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    serve: S,
+) -> std::io::Result<()>
+where
+    S: Fn(TcpStream, SocketAddr, Watcher) -> F,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // out of descriptors, mostly: wait for some to close rather than spin
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        tokio::spawn(serve(tcp, peer, graceful.watcher()));
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
 /// `:5000` means every interface, as in Go.
 fn tcp_addr(addr: &str) -> String {
     if addr.starts_with(':') {
@@ -207,12 +243,7 @@ pub async fn serve(
                 Some(acceptor) => {
                     tokio::spawn(crate::tls::serve(listener, acceptor, app, shutdown))
                 }
-                None => tokio::spawn(async move {
-                    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(shutdown)
-                        .await
-                }),
+                None => tokio::spawn(crate::sendfile::serve(listener, app, shutdown)),
             }
         }
         Net::Unix => {

@@ -11,6 +11,7 @@
 pub mod acme;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +19,6 @@ use axum::extract::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
@@ -242,26 +242,12 @@ pub async fn serve(
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let graceful = GracefulShutdown::new();
     let builder = Builder::new(TokioExecutor::new());
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    crate::server::accept_loop(listener, shutdown, move |tcp, peer, watcher| {
         let acceptor = acceptor.clone();
         let app = app.clone();
         let builder = builder.clone();
-        let watcher = graceful.watcher();
-        tokio::spawn(async move {
+        async move {
             let Some(stream) = handshake(tcp, &acceptor).await else {
                 tracing::debug!(%peer, "TLS handshake failed");
                 return;
@@ -271,22 +257,23 @@ pub async fn serve(
                 tracing::debug!(%peer, "ACME tls-alpn-01 validation handshake");
                 return;
             }
-            let service = TowerToHyperService::new(app.map_request(with_host));
+            let service =
+                TowerToHyperService::new(app.map_request(move |req| with_host(req, peer)));
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
             if let Err(e) = watcher.watch(conn.into_owned()).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-    Ok(())
+        }
+    })
+    .await
 }
 
 /// HTTP/2 carries the host in `:authority`, not `Host`; the API builds absolute `Location`s
-/// from `Host`, so copy it over.
-fn with_host(req: Request<Incoming>) -> Request<axum::body::Body> {
+/// from `Host`, so copy it over. The peer address goes along for notifications' `request.addr`.
+fn with_host(req: Request<Incoming>, peer: SocketAddr) -> Request<axum::body::Body> {
     let mut req = req.map(axum::body::Body::new);
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
     if !req.headers().contains_key(http::header::HOST)
         && let Some(host) = req
             .uri()

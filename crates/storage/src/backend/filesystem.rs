@@ -389,6 +389,13 @@ impl Driver for FilesystemDriver {
         Ok(chunks.boxed())
     }
 
+    async fn local_file(&self, path: &StoragePath) -> Result<Option<File>> {
+        reject_root(path)?;
+        let full = self.full_path(path);
+        let opened = self.run(move || open_at(&full, 0)).await;
+        opened.map_err(|e| lookup_err(path, e))
+    }
+
     async fn writer(&self, path: &StoragePath, append: bool) -> Result<Box<dyn FileWriter>> {
         reject_root(path)?;
         let full = self.full_path(path);

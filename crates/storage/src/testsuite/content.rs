@@ -300,3 +300,21 @@ pub async fn concurrent_readers(d: &dyn Driver) {
     join_all((0..10).map(|i| verify_pattern(d, &p, 15, i * 777_777, LEN))).await;
     finish(d, &root).await;
 }
+
+/// `local_file`, where a backend has one, holds exactly the file's bytes; a missing path is
+/// `NotFound` either way.
+pub async fn local_file_is_the_content(d: &dyn Driver) {
+    use std::io::Read;
+    let root = scratch("local-file");
+    let p = at(&root, "blob/data");
+    let content = Bytes::from(pattern(7, 0, 300_000));
+    d.put_content(&p, content.clone()).await.unwrap();
+    if let Some(mut file) = d.local_file(&p).await.unwrap() {
+        let mut read = Vec::new();
+        file.read_to_end(&mut read).unwrap();
+        assert!(read == content, "the local file holds other bytes");
+    }
+    let missing = d.local_file(&at(&root, "blob/missing")).await;
+    assert_not_found(missing.map(drop), "local_file of a missing path");
+    finish(d, &root).await;
+}

@@ -69,6 +69,10 @@ pub async fn get_blob(
             return Err(crate::registry::Error::BlobUnknown(digest.clone()).into());
         }
         Body::from(whole.slice(start..end))
+    } else if let Some(slot) = parts.extensions.get::<crate::sendfile::Slot>()
+        && let Some(file) = api.registry.blob_file(digest).await?
+    {
+        crate::sendfile::body(slot, file, start, len)
     } else {
         let stream = api.registry.read_blob(digest, start).await?;
         Body::from_stream(limit(stream, len))

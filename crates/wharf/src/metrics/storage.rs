@@ -180,6 +180,12 @@ impl Driver for Instrumented {
         self.record("delete", start, r)
     }
 
+    async fn local_file(&self, path: &StoragePath) -> Result<Option<std::fs::File>> {
+        let start = Instant::now();
+        let r = self.inner.local_file(path).await;
+        self.record("local_file", start, r)
+    }
+
     async fn redirect_url(&self, path: &StoragePath) -> Result<Option<String>> {
         let start = Instant::now();
         let r = self.inner.redirect_url(path).await;

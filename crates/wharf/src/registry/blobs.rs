@@ -7,6 +7,17 @@ use super::layout::PathSpec;
 use super::{Error, Registry, Result};
 use crate::notify::{Action, blob_report};
 
+/// Reading a blob's data file: its absence means the blob is unknown, whatever the backend says.
+fn blob_unknown(digest: &Digest) -> impl FnOnce(wharf_storage::Error) -> Error + '_ {
+    move |e| {
+        if e.is_not_found() {
+            Error::BlobUnknown(digest.clone())
+        } else {
+            e.into()
+        }
+    }
+}
+
 impl Registry {
     /// Size of a blob the repository holds; `BlobUnknown` otherwise.
     /// With online GC on, an old link is refreshed, so a client told "the blob exists" has a
@@ -54,26 +65,29 @@ impl Registry {
     /// Streams a blob from `offset`; call [`Registry::stat_blob`] first for access and size.
     pub async fn read_blob(&self, digest: &Digest, offset: u64) -> Result<ByteStream> {
         let path = PathSpec::BlobData { digest }.path();
-        self.driver.reader(&path, offset).await.map_err(|e| {
-            if e.is_not_found() {
-                Error::BlobUnknown(digest.clone())
-            } else {
-                e.into()
-            }
-        })
+        self.driver
+            .reader(&path, offset)
+            .await
+            .map_err(blob_unknown(digest))
     }
 
     /// Reads a small blob (config, manifest-sized) whole: one read instead of a streaming reader
     /// with its buffers, which dominates the cost of serving a few hundred bytes.
     pub async fn read_small_blob(&self, digest: &Digest) -> Result<bytes::Bytes> {
         let path = PathSpec::BlobData { digest }.path();
-        self.driver.get_content(&path).await.map_err(|e| {
-            if e.is_not_found() {
-                Error::BlobUnknown(digest.clone())
-            } else {
-                e.into()
-            }
-        })
+        self.driver
+            .get_content(&path)
+            .await
+            .map_err(blob_unknown(digest))
+    }
+
+    /// The blob's file when storage is local, for zero-copy sends; `None` on remote backends.
+    pub async fn blob_file(&self, digest: &Digest) -> Result<Option<std::fs::File>> {
+        let path = PathSpec::BlobData { digest }.path();
+        self.driver
+            .local_file(&path)
+            .await
+            .map_err(blob_unknown(digest))
     }
 
     /// A URL the client may fetch the blob from instead, when the backend offers one.

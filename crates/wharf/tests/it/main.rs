@@ -7,6 +7,7 @@ mod harness;
 
 mod acme;
 mod api_blobs;
+mod api_blobs_sendfile;
 mod api_discovery;
 mod api_errors;
 mod api_manifests;
