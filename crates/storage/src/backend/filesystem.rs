@@ -271,11 +271,25 @@ fn open_at(full: &Path, offset: u64) -> io::Result<Option<File>> {
     Ok(Some(file))
 }
 
-/// Reads a whole file the way `fs::read` does, minus its size lookup: the files read whole are
-/// links and manifests, mostly under a kilobyte, and a hot manifest GET reads two of them.
+/// Reads a whole file with `read` calls only: the files read whole are links and manifests,
+/// mostly under a kilobyte, and a hot manifest GET reads two of them. `File::read_to_end`
+/// would first ask for the size and the position (statx and lseek), two syscalls of six.
 fn read_small(full: &Path) -> io::Result<Vec<u8>> {
-    let mut buf = Vec::with_capacity(1024);
-    File::open(full)?.read_to_end(&mut buf)?;
+    let mut file = File::open(full)?;
+    let mut buf = vec![0; 1024];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(len * 2, 0);
+        }
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
     Ok(buf)
 }
 
