@@ -212,8 +212,23 @@ fn stage_temp(full: &Path, content: &[u8]) -> io::Result<PathBuf> {
     }
 }
 
-/// The second half: renames staged temp files over their targets, then syncs each directory
-/// once, so the entries are durable when it returns. Temp files it did not rename are removed.
+/// Publishes staged temp files group by group, each group's entries durable before the next
+/// group is renamed. On failure, the temp files not yet renamed are removed, and the index of
+/// the failed group comes back with its error.
+fn publish_groups(groups: &[Vec<(PathBuf, PathBuf)>]) -> Option<(usize, io::Error)> {
+    for (i, group) in groups.iter().enumerate() {
+        if let Err(e) = publish_temps(group) {
+            let later = groups[i + 1..].iter().flatten().map(|(t, _)| t);
+            let _ = remove_temps(later);
+            return Some((i, e));
+        }
+    }
+    None
+}
+
+/// The second half: renames staged temp files over their targets, then syncs their
+/// directories (at once, when there are several), so the entries are durable when it returns.
+/// Temp files it did not rename are removed.
 fn publish_temps(moves: &[(PathBuf, PathBuf)]) -> io::Result<()> {
     let mut dirs: Vec<&Path> = Vec::new();
     for (i, (tmp, full)) in moves.iter().enumerate() {
@@ -227,7 +242,26 @@ fn publish_temps(moves: &[(PathBuf, PathBuf)]) -> io::Result<()> {
             dirs.push(dir);
         }
     }
-    dirs.into_iter().try_for_each(sync_dir)
+    sync_dirs(&dirs)
+}
+
+/// Syncs several directories at once: each sync waits on the disk, so side by side they
+/// cost about one.
+fn sync_dirs(dirs: &[&Path]) -> io::Result<()> {
+    let Some((first, rest)) = dirs.split_first() else {
+        return Ok(());
+    };
+    std::thread::scope(|s| {
+        let others: Vec<_> = rest.iter().map(|d| s.spawn(move || sync_dir(d))).collect();
+        let mut result = sync_dir(first);
+        for other in others {
+            let synced = other
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("directory sync panicked")));
+            result = result.and(synced);
+        }
+        result
+    })
 }
 
 /// Best-effort removal of temp files left by a failed multi-file write (never fails).
@@ -345,30 +379,35 @@ impl Driver for FilesystemDriver {
             });
         }
         let staged = futures::future::join_all(staging).await;
-        let mut temps: Vec<PathBuf> = staged.iter().flatten().cloned().collect();
+        let temps: Vec<PathBuf> = staged.iter().flatten().cloned().collect();
         if let Some(failed) = staged.into_iter().find_map(std::result::Result::err) {
             self.run(move || remove_temps(&temps)).await.ok();
             return Err(failed);
         }
-        let mut published = 0;
-        for group in &groups {
-            let moves: Vec<(PathBuf, PathBuf)> = group
-                .iter()
-                .zip(&temps[published..])
-                .map(|((path, _), tmp)| (tmp.clone(), self.full_path(path)))
-                .collect();
-            published += moves.len();
-            let renamed = self.run(move || publish_temps(&moves)).await;
-            if let Err(e) = renamed {
-                let rest = temps.split_off(published.min(temps.len()));
-                self.run(move || remove_temps(&rest)).await.ok();
-                let first = group
+        // All groups are published in one trip to the blocking pool: they go one after the
+        // other anyway, and each extra trip is a thread hop between two syncs.
+        let mut left = temps.into_iter();
+        let moves: Vec<Vec<(PathBuf, PathBuf)>> = groups
+            .iter()
+            .map(|group| {
+                let temps = left.by_ref().take(group.len());
+                group
+                    .iter()
+                    .zip(temps)
+                    .map(|((path, _), tmp)| (tmp, self.full_path(path)))
+                    .collect()
+            })
+            .collect();
+        match self.run(move || Ok(publish_groups(&moves))).await {
+            Ok(None) => Ok(()),
+            Ok(Some((failed, e))) => {
+                let first = groups[failed]
                     .first()
                     .map_or_else(StoragePath::root, |(p, _)| p.clone());
-                return Err(Error::io(NAME, &first, e));
+                Err(Error::io(NAME, &first, e))
             }
+            Err(e) => Err(Error::io(NAME, &StoragePath::root(), e)),
         }
-        Ok(())
     }
 
     async fn put_scratch(&self, path: &StoragePath, content: Bytes) -> Result<()> {
