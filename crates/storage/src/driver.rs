@@ -138,9 +138,10 @@ pub trait Driver: Send + Sync + 'static {
     async fn delete(&self, path: &StoragePath) -> Result<()>;
 
     /// The file itself when it is a local file, so the HTTP layer can hand it to the kernel
-    /// (`sendfile`) instead of copying it through user space; `None` where files are remote.
-    async fn local_file(&self, path: &StoragePath) -> Result<Option<std::fs::File>> {
-        self.stat(path).await.map(|_| None)
+    /// (`sendfile`) instead of copying it through user space. Backends without local files
+    /// answer `None` at once, without a request, whether the path exists or not.
+    async fn local_file(&self, _path: &StoragePath) -> Result<Option<std::fs::File>> {
+        Ok(None)
     }
 
     /// A URL a client may fetch the file from directly, when the backend offers one.

@@ -452,3 +452,48 @@ async fn events_name_the_authenticated_user_and_the_client_socket() {
     );
     assert_eq!(events[1]["actor"]["name"], "alice");
 }
+
+/// On an `http.tls` listener too, `request.addr` is the client's socket.
+#[tokio::test]
+async fn events_over_tls_name_the_client_socket() {
+    let sink = Sink::start(0).await;
+    let pki = Pki::new(&["127.0.0.1"]);
+    let wharf = Wharf::start_with_config(&format!(
+        "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {{root}}\nhttp:\n  addr: 127.0.0.1:{{port}}\n{}notifications:\n  endpoints:\n    - name: all\n      url: {}\n",
+        pki.tls_yaml(),
+        sink.url()
+    ));
+    let ca = reqwest::Certificate::from_pem(pki.pem("ca.crt").as_bytes()).expect("CA");
+    let http = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .expect("https client");
+    let base = format!("https://{}", wharf.host());
+    let blob = b"hello over tls".to_vec();
+    let digest = sha256(&blob);
+    let resp = http
+        .post(format!("{base}/v2/notify/tls/blobs/uploads/"))
+        .send()
+        .await
+        .expect("POST upload");
+    let resp = expect_status(resp, reqwest::StatusCode::ACCEPTED, "start upload").await;
+    let location = resp.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_owned();
+    let resp = http
+        .put(crate::harness::oci::with_query(
+            &location,
+            &format!("digest={digest}"),
+        ))
+        .body(blob)
+        .send()
+        .await
+        .expect("PUT upload");
+    expect_status(resp, reqwest::StatusCode::CREATED, "finish upload").await;
+    let events = sink.wait_for(1).await;
+    assert_eq!(actions(&events), [pair("push", &digest)]);
+    let addr = events[0]["request"]["addr"].as_str().unwrap_or_default();
+    let peer: std::net::SocketAddr = addr.parse().expect("addr is ip:port");
+    assert!(peer.ip().is_loopback() && peer.port() != 0, "{addr}");
+}
