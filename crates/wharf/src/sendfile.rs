@@ -3,16 +3,16 @@
 //! costs no read into user space, no buffer per transfer and no copy out again.
 //!
 //! hyper owns the socket and writes only the buffers a body hands it. A blob body sent this way
-//! is therefore made of stand-in chunks: slices of one static buffer, [`STAND_IN`]. The body
+//! is therefore made of stand-in chunks: slices of one static buffer, `STAND_IN`. The body
 //! queues the open file on its connection's [`Slot`] before yielding the first stand-in; the
 //! connection's [`Io`] recognises stand-ins by their address when hyper writes them and sends
 //! as many bytes of the queued file instead. Stand-ins leave the process only through [`Io`]:
 //! a [`Slot`] is attached to HTTP/1 requests of plain TCP connections only (never TLS, never
-//! HTTP/2, which copy body bytes into their own framing), and [`Io`] fails the connection
+//! HTTP/2, whose framing handles body bytes itself), and [`Io`] fails the connection
 //! rather than send a stand-in it has no file for.
 //!
 //! A blob not in the page cache is read from disk inside the send, on the runtime's thread, as
-//! nginx does with `sendfile on`; each send moves at most [`MAX_SEND`] bytes.
+//! nginx does with `sendfile on`; each send moves at most `MAX_SEND` (1 MiB).
 
 use std::collections::VecDeque;
 use std::fs::File;
