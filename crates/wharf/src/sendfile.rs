@@ -51,7 +51,7 @@ fn is_stand_in(buf: &[u8]) -> bool {
 
 /// Part of a file owed to the socket.
 struct Job {
-    file: Arc<File>,
+    file: File,
     offset: u64,
     left: u64,
 }
@@ -71,7 +71,7 @@ impl Slot {
 /// connection. The caller sets `Content-Length: len`.
 pub fn body(slot: &Slot, file: File, offset: u64, len: u64) -> Body {
     let job = Job {
-        file: Arc::new(file),
+        file,
         offset,
         left: len,
     };
@@ -144,7 +144,7 @@ impl Io {
             let sent = self.tcp.try_io(Interest::WRITABLE, || {
                 Ok(rustix::fs::sendfile(
                     &self.tcp,
-                    &*job.file,
+                    &job.file,
                     Some(&mut offset),
                     want,
                 )?)
