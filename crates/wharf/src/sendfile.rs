@@ -81,8 +81,12 @@ pub fn body(slot: &Slot, file: File, offset: u64, len: u64) -> Body {
             return None;
         }
         // Queued at the first poll, not before: hyper never polls the body of a HEAD answer.
-        if let Some(job) = job {
-            slot.jobs().push_back(job);
+        match job {
+            Some(job) => slot.jobs().push_back(job),
+            // Every chunk is ready at once and the socket drains as fast as the kernel copies,
+            // so without a yield one transfer could hold its worker for a hundred MiB while
+            // other requests on that worker wait.
+            None => tokio::task::yield_now().await,
         }
         let n = usize::try_from(left).map_or(MAX_SEND, |l| l.min(MAX_SEND));
         let chunk = Bytes::from_static(&STAND_IN[..n]);
