@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 MiB = 1024 * 1024
@@ -643,11 +644,48 @@ class Bench:
                 return rps
 
             self.measure(row, run)
-            prow = Row(f"  {label} p99 latency", "ms", higher_better=False)
-            for n, vals in p99.items():
-                for v in vals:
-                    prow.values.setdefault(n, []).append(v)
-            self.rows.append(prow)
+            self.p99_row(label, p99)
+        self.manifest_gets_during_pull(secs)
+
+    def p99_row(self, label, p99):
+        prow = Row(f"  {label} p99 latency", "ms", higher_better=False)
+        for n, vals in p99.items():
+            for v in vals:
+                prow.values.setdefault(n, []).append(v)
+        self.rows.append(prow)
+
+    def manifest_gets_during_pull(self, secs):
+        """Manifest GETs while one client pulls the big blob over and over: a transfer must not
+        starve the small requests sharing the server with it."""
+        label = f"manifest GET by tag during {fmt_size(self.a.get_size)} blob pulls"
+        row = Row(f"{label}, wrk 64 connections", "req/s")
+        p99 = {}
+
+        def run(s, rep):
+            stop = threading.Event()
+            pulled = []
+
+            def pull():
+                cl = Client(s.host)
+                while not stop.is_set():
+                    _, size, digest = cl.get_hashed(self.blob_url(s, self.big_digest))
+                    pulled.append(size == self.a.get_size and digest == self.big_digest)
+                cl.close()
+
+            puller = threading.Thread(target=pull)
+            puller.start()
+            try:
+                rps, p = run_wrk(f"http://{s.host}/v2/z/tags/manifests/latest", secs, 64,
+                                 [f"Accept: {DOCKER_MANIFEST}"])
+            finally:
+                stop.set()
+                puller.join()
+            check(pulled and all(pulled), f"{s.name}: blob pull during manifest GETs went wrong")
+            p99.setdefault(s.name, []).append(p)
+            return rps
+
+        self.measure(row, run)
+        self.p99_row(label, p99)
 
     def htpasswd_row(self, argv0s):
         """manifest GET by tag with `auth: htpasswd` on both, the same bcrypt file (cost 5, as
