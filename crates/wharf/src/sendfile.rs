@@ -112,6 +112,22 @@ impl Io {
         (io, slot)
     }
 
+    /// Runs one non-blocking socket write once the socket is writable, again after each
+    /// `EAGAIN`.
+    fn poll_write_with(
+        &self,
+        cx: &mut Context<'_>,
+        mut write: impl FnMut() -> rustix::io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        loop {
+            ready!(self.tcp.poll_write_ready(cx))?;
+            match self.tcp.try_io(Interest::WRITABLE, || Ok(write()?)) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                r => return Poll::Ready(r),
+            }
+        }
+    }
+
     /// Writes the bytes ahead of a stand-in, telling the kernel more follows (`MSG_MORE`) so
     /// a response head and the start of its file leave in one segment.
     fn poll_send_more(
@@ -119,18 +135,11 @@ impl Io {
         cx: &mut Context<'_>,
         bufs: &[IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        loop {
-            ready!(self.tcp.poll_write_ready(cx))?;
-            let sent = self.tcp.try_io(Interest::WRITABLE, || {
-                let flags = SendFlags::MORE | SendFlags::NOSIGNAL;
-                let mut control = SendAncillaryBuffer::default();
-                Ok(rustix::net::sendmsg(&self.tcp, bufs, &mut control, flags)?)
-            });
-            match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                r => return Poll::Ready(r),
-            }
-        }
+        let flags = SendFlags::MORE | SendFlags::NOSIGNAL;
+        self.poll_write_with(cx, || {
+            let mut control = SendAncillaryBuffer::default();
+            rustix::net::sendmsg(&self.tcp, bufs, &mut control, flags)
+        })
     }
 
     /// Sends up to `max` bytes of the oldest queued file in place of a stand-in of that length.
@@ -142,34 +151,22 @@ impl Io {
             )));
         };
         let want = usize::try_from(job.left).map_or(max, |l| l.min(max));
-        loop {
-            ready!(self.tcp.poll_write_ready(cx))?;
-            let mut offset = job.offset;
-            let sent = self.tcp.try_io(Interest::WRITABLE, || {
-                Ok(rustix::fs::sendfile(
-                    &self.tcp,
-                    &job.file,
-                    Some(&mut offset),
-                    want,
-                )?)
-            });
-            match sent {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                Err(e) => return Poll::Ready(Err(e)),
-                Ok(0) => {
-                    // the file is shorter than its size said (a corrupt store): never pad
-                    return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
-                }
-                Ok(n) => {
-                    job.offset += n as u64;
-                    job.left -= n as u64;
-                    if job.left == 0 {
-                        jobs.pop_front();
-                    }
-                    return Poll::Ready(Ok(n));
-                }
-            }
+        let (file, offset) = (&job.file, job.offset);
+        let sent = ready!(self.poll_write_with(cx, || {
+            // the kernel advances its own copy; the job advances once the send is known
+            let mut at = offset;
+            rustix::fs::sendfile(&self.tcp, file, Some(&mut at), want)
+        }))?;
+        if sent == 0 {
+            // the file is shorter than its size said (a corrupt store): never pad
+            return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
         }
+        job.offset += sent as u64;
+        job.left -= sent as u64;
+        if job.left == 0 {
+            jobs.pop_front();
+        }
+        Poll::Ready(Ok(sent))
     }
 }
 
