@@ -4,11 +4,13 @@
 //! Every operation runs its syscalls in one `spawn_blocking` call, behind a semaphore sized by
 //! `maxthreads`, so a burst of requests cannot exhaust tokio's blocking pool. Knows nothing of OCI.
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -29,18 +31,22 @@ const MIN_THREADS: u64 = 25;
 /// Bytes per read: large enough to amortize the hop to the blocking pool, small enough that
 /// 32 concurrent pulls hold well under 16 MiB of buffers between them.
 const READ_CHUNK: usize = 256 * 1024;
-/// Bytes a writer gathers before a syscall, so many small chunks don't become many writes.
+/// Bytes a writer gathers before a syscall, so many small chunks don't become many writes; a
+/// whole number of `DIRECT_ALIGN` blocks, so every full buffer can go out with O_DIRECT.
 const WRITE_BUFFER: usize = 1024 * 1024;
-/// Bytes a writer lets pile up in the page cache before it starts their writeback in the
-/// background, so a large upload's closing fsync finds little left to do and the disk works
-/// while the network does. Durability still comes from the fsync at commit.
+/// Where O_DIRECT is refused: bytes a writer lets pile up in the page cache before it starts
+/// their writeback in the background, so a large upload's closing fsync finds little left to
+/// do. Durability still comes from the fsync at commit.
 const WRITEBACK_EVERY: u64 = 32 * 1024 * 1024;
+/// Alignment of O_DIRECT offsets, lengths and memory: enough for 512-byte and 4 KiB sectors.
+const DIRECT_ALIGN: usize = 4096;
 
 /// Files below a root directory, laid out as distribution's `filesystem` driver lays them out.
 #[derive(Debug)]
 pub struct FilesystemDriver {
     root: PathBuf,
     limit: Arc<Semaphore>,
+    flushes: FlushLocks,
 }
 
 impl FilesystemDriver {
@@ -56,6 +62,7 @@ impl FilesystemDriver {
         Ok(FilesystemDriver {
             root,
             limit: Arc::new(Semaphore::new(permits)),
+            flushes: FlushLocks::default(),
         })
     }
 
@@ -74,6 +81,46 @@ impl FilesystemDriver {
         F: FnOnce() -> io::Result<T> + Send + 'static,
     {
         blocking(&self.limit, f).await
+    }
+}
+
+/// Per-file locks that writers' flushes hold while they run. A writer dropped mid-flush (its
+/// request cut short) leaves that flush running; a later `writer`, `reader`, `stat` or `rename`
+/// of the file waits for it, so a resumed upload never sees a length that is about to change.
+#[derive(Debug, Default)]
+struct FlushLocks(std::sync::Mutex<HashMap<PathBuf, Weak<tokio::sync::Mutex<()>>>>);
+
+impl FlushLocks {
+    /// The lock of `full`, made if no writer or flush holds one.
+    fn lock_of(&self, full: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(lock) = locks.get(full).and_then(Weak::upgrade) {
+            return lock;
+        }
+        locks.retain(|_, lock| lock.strong_count() > 0);
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(full.to_path_buf(), Arc::downgrade(&lock));
+        lock
+    }
+
+    /// Returns once no flush of `full` is running; at once when no writer has it open.
+    async fn settle(&self, full: &Path) {
+        let lock = {
+            let locks = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if locks.is_empty() {
+                return;
+            }
+            locks.get(full).and_then(Weak::upgrade)
+        };
+        if let Some(lock) = lock {
+            drop(lock.lock().await);
+        }
     }
 }
 
@@ -273,22 +320,44 @@ fn remove_temps<'a>(temps: impl IntoIterator<Item = &'a PathBuf>) -> io::Result<
 }
 
 /// Opens a file for a writer: returns it, its current size and whether this call created it.
-fn open_for_write(full: &Path, append: bool) -> io::Result<(File, u64, bool)> {
+fn open_for_write(full: &Path, append: bool) -> io::Result<Opened> {
     if let Some(dir) = full.parent() {
         fs::create_dir_all(dir)?;
     }
     let created = fs::symlink_metadata(full).is_err();
     let mut options = OpenOptions::new();
-    options.create(true);
-    if append {
-        // O_APPEND: every write lands at the end, even if another process appended meanwhile.
-        options.append(true);
-    } else {
-        options.write(true).truncate(true);
-    }
+    // Positional writes, never O_APPEND: Linux's pwrite appends on an O_APPEND handle, and the
+    // direct handle rewrites the partial last block in place.
+    options
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(!append);
     let file = options.open(full)?;
     let size = file.metadata()?.len();
-    Ok((file, size, created))
+    let direct = open_direct(full, &file, size);
+    Ok(Opened {
+        file,
+        size,
+        created,
+        direct,
+    })
+}
+
+/// A second handle on `full` that bypasses the page cache, with the bytes of the file's
+/// partial last block (direct writes start on a block boundary, so that block is rewritten);
+/// `None` where the filesystem refuses O_DIRECT (tmpfs, some network filesystems).
+fn open_direct(full: &Path, file: &File, size: u64) -> Option<(File, Vec<u8>)> {
+    let flags = rustix::fs::OFlags::DIRECT.bits();
+    let direct = OpenOptions::new()
+        .write(true)
+        .custom_flags(i32::try_from(flags).ok()?)
+        .open(full)
+        .ok()?;
+    let partial = size % DIRECT_ALIGN as u64;
+    let mut tail = vec![0; usize::try_from(partial).ok()?];
+    file.read_exact_at(&mut tail, size - partial).ok()?;
+    Some((direct, tail))
 }
 
 /// Opens a file positioned at `offset`; `None` when the offset lies past its end.
@@ -420,6 +489,7 @@ impl Driver for FilesystemDriver {
     async fn reader(&self, path: &StoragePath, offset: u64) -> Result<ByteStream> {
         reject_root(path)?;
         let full = self.full_path(path);
+        self.flushes.settle(&full).await;
         let opened = self.run(move || open_at(&full, offset)).await;
         let Some(file) = opened.map_err(|e| lookup_err(path, e))? else {
             return Err(Error::InvalidOffset {
@@ -452,22 +522,27 @@ impl Driver for FilesystemDriver {
     async fn writer(&self, path: &StoragePath, append: bool) -> Result<Box<dyn FileWriter>> {
         reject_root(path)?;
         let full = self.full_path(path);
+        let lock = self.flushes.lock_of(&full);
+        // a writer dropped mid-flush may still be writing: start after its last byte
+        drop(lock.lock().await);
         let target = full.clone();
         let opened = self.run(move || open_for_write(&target, append)).await;
-        let (file, size, created) = opened.map_err(|e| Error::io(NAME, path, e))?;
+        let opened = opened.map_err(|e| Error::io(NAME, path, e))?;
         let limit = Arc::clone(&self.limit);
         Ok(Box::new(FilesystemWriter::new(
             path.clone(),
             full,
-            file,
-            (size, created),
+            opened,
             limit,
+            lock,
         )))
     }
 
     async fn stat(&self, path: &StoragePath) -> Result<FileInfo> {
         // Inline for the same reason as `get_content`: one metadata lookup.
-        let meta = fs::metadata(self.full_path(path));
+        let full = self.full_path(path);
+        self.flushes.settle(&full).await;
+        let meta = fs::metadata(full);
         Ok(file_info(
             path.clone(),
             &meta.map_err(|e| lookup_err(path, e))?,
@@ -486,6 +561,7 @@ impl Driver for FilesystemDriver {
         reject_root(from)?;
         reject_root(to)?;
         let (src, dst) = (self.full_path(from), self.full_path(to));
+        self.flushes.settle(&src).await;
         let source = src.clone();
         let found = self
             .run(move || {
@@ -536,7 +612,7 @@ impl Driver for FilesystemDriver {
 
 mod writer;
 
-use writer::FilesystemWriter;
+use writer::{FilesystemWriter, Opened};
 
 #[cfg(test)]
 mod tests;

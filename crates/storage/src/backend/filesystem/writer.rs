@@ -1,69 +1,146 @@
-//! The filesystem backend's `FileWriter`: buffered appends, background writeback, and the
-//! fsync at commit.
+//! The filesystem backend's `FileWriter`: buffered appends written around the page cache
+//! (O_DIRECT) where the filesystem allows it, and the fsync at commit.
+//!
+//! An upload's bytes are read once more only when it is pulled, so caching them on the way in
+//! buys nothing: going through the page cache cost 0.5 to 3.5 CPU-seconds per GiB here (the
+//! copy, delayed allocation, writeback, reclaim under a full cache), O_DIRECT about 0.12.
 
 use super::*;
 
-/// An open file plus a bounded buffer; the file is lent to the blocking pool during each flush.
+/// A file opened for a writer, as `open_for_write` leaves it.
+pub(super) struct Opened {
+    pub(super) file: File,
+    pub(super) size: u64,
+    /// The open created the file: its directory entry needs a sync at commit.
+    pub(super) created: bool,
+    /// The O_DIRECT handle and the bytes of the file's partial last block, if any.
+    pub(super) direct: Option<(File, Vec<u8>)>,
+}
+
+/// The two handles a flush borrows: the page-cache one (the tail of an upload, and all of it
+/// where O_DIRECT is refused) and the direct one.
+struct Handles {
+    file: File,
+    direct: Option<File>,
+}
+
+/// What a flush gives back when it lands.
+struct Flushed {
+    handles: Handles,
+    buf: AlignedBuf,
+    /// Bytes that went through the page cache.
+    cached: u64,
+}
+
+/// An open file and two bounded buffers: one fills while the blocking pool writes the other,
+/// so the disk works while the network and the hash do.
 pub(super) struct FilesystemWriter {
     path: StoragePath,
     full: PathBuf,
-    /// `None` only after a flush failed or was cancelled midway; the writer is unusable then.
-    file: Option<File>,
-    buf: Vec<u8>,
+    /// The handles while no flush holds them; `None` after a flush failed.
+    handles: Option<Handles>,
+    /// The flush in flight, if any. Dropped with the writer, it runs on, holding `lock`.
+    flushing: Option<tokio::task::JoinHandle<io::Result<Flushed>>>,
+    buf: AlignedBuf,
+    /// The other buffer, once its flush has landed.
+    spare: AlignedBuf,
+    /// Where `buf`'s first byte belongs in the file; block-aligned while writing direct.
+    offset: u64,
     size: u64,
     created: bool,
     limit: Arc<Semaphore>,
-    /// A second handle on the file for background writeback (`None` if it could not be had).
-    writeback: Option<File>,
-    /// Bytes flushed since the last background writeback started.
+    /// The file's flush lock (see `FlushLocks`), held by each flush while it runs.
+    lock: Arc<tokio::sync::Mutex<()>>,
+    /// Bytes flushed through the page cache since the last background writeback started.
     unsynced: u64,
     /// The background writeback in progress, if any.
     syncing: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl FilesystemWriter {
-    /// A writer on `file`, just opened at `full`; `opened` is its size then and whether the
-    /// open created it (a new entry needs its directory synced at commit).
+    /// A writer appending to the file `open_for_write` opened at `full`.
     pub(super) fn new(
         path: StoragePath,
         full: PathBuf,
-        file: File,
-        opened: (u64, bool),
+        opened: Opened,
         limit: Arc<Semaphore>,
+        lock: Arc<tokio::sync::Mutex<()>>,
     ) -> Self {
-        let (size, created) = opened;
+        let mut buf = AlignedBuf::default();
+        let (direct, offset) = match opened.direct {
+            Some((direct, tail)) => {
+                // Direct writes start on a block boundary: the partial last block is rewritten
+                // from there, with the new bytes after it.
+                buf.push(&tail);
+                (Some(direct), opened.size - tail.len() as u64)
+            }
+            None => (None, opened.size),
+        };
         FilesystemWriter {
             path,
             full,
-            writeback: file.try_clone().ok(),
-            file: Some(file),
-            buf: Vec::new(),
-            size,
-            created,
+            handles: Some(Handles {
+                file: opened.file,
+                direct,
+            }),
+            flushing: None,
+            buf,
+            spare: AlignedBuf::default(),
+            offset,
+            size: opened.size,
+            created: opened.created,
             limit,
+            lock,
             unsynced: 0,
             syncing: None,
         }
     }
 
-    /// Writes the buffer, then `chunk`, in one trip to the blocking pool; hands the file back
-    /// so `write` can keep it and `commit` can sync it.
-    async fn flush_with(&mut self, chunk: Bytes) -> Result<File> {
-        let mut file = self.file.take().ok_or_else(|| Error::Backend {
-            driver: NAME,
-            source: format!("writer for {} failed earlier", self.path).into(),
-        })?;
-        let mut buf = std::mem::take(&mut self.buf);
-        let flushed = blocking(&self.limit, move || {
-            file.write_all(&buf)?;
-            file.write_all(&chunk)?;
-            buf.clear();
-            Ok((file, buf))
-        })
-        .await;
-        let (file, buf) = flushed.map_err(|e| Error::io(NAME, &self.path, e))?;
-        self.buf = buf;
-        Ok(file)
+    /// Whether the writer still writes around the page cache (tests look).
+    #[cfg(test)]
+    pub(super) async fn is_direct(&mut self) -> bool {
+        self.land().await.unwrap();
+        self.handles.as_ref().is_some_and(|h| h.direct.is_some())
+    }
+
+    /// Waits for the flush in flight, if any, and takes back the handles and its buffer.
+    async fn land(&mut self) -> Result<()> {
+        let Some(flushing) = self.flushing.take() else {
+            return Ok(());
+        };
+        let landed = flushing.await.map_err(io::Error::other).and_then(|r| r);
+        let Flushed {
+            handles,
+            mut buf,
+            cached,
+        } = landed.map_err(|e| Error::io(NAME, &self.path, e))?;
+        buf.clear();
+        self.handles = Some(handles);
+        self.spare = buf;
+        self.unsynced += cached;
+        self.start_writeback();
+        Ok(())
+    }
+
+    /// Sends what `buf` holds to the blocking pool and goes on filling the spare buffer. At
+    /// most one flush is in flight: this waits for the one before.
+    async fn flush(&mut self) -> Result<()> {
+        self.land().await?;
+        let handles = self.take_handles()?;
+        if self.buf.len == 0 {
+            self.handles = Some(handles);
+            return Ok(());
+        }
+        let buf = std::mem::replace(&mut self.buf, std::mem::take(&mut self.spare));
+        let offset = self.offset;
+        self.offset += buf.len as u64;
+        let guard = Arc::clone(&self.lock).lock_owned().await;
+        let limit = Arc::clone(&self.limit);
+        self.flushing = Some(tokio::spawn(async move {
+            let _guard = guard;
+            blocking(&limit, move || write_out(handles, buf, offset)).await
+        }));
+        Ok(())
     }
 
     /// Starts writing back what the last flushes left in the page cache, unless a writeback is
@@ -74,7 +151,7 @@ impl FilesystemWriter {
         {
             return;
         }
-        let Some(Ok(file)) = self.writeback.as_ref().map(File::try_clone) else {
+        let Some(Ok(file)) = self.handles.as_ref().map(|h| h.file.try_clone()) else {
             return;
         };
         let Ok(permit) = Arc::clone(&self.limit).try_acquire_owned() else {
@@ -86,22 +163,60 @@ impl FilesystemWriter {
             let _ = file.sync_data();
         }));
     }
+
+    /// The handles, once no flush holds them.
+    fn take_handles(&mut self) -> Result<Handles> {
+        self.handles.take().ok_or_else(|| Error::Backend {
+            driver: NAME,
+            source: format!("writer for {} failed earlier", self.path).into(),
+        })
+    }
+
+    /// Flushes everything and waits for it: what `close` and `commit` start with.
+    async fn drain(&mut self) -> Result<Handles> {
+        self.flush().await?;
+        self.land().await?;
+        self.take_handles()
+    }
+}
+
+/// Writes `buf` at `offset`: its whole blocks through the direct handle when there is one, the
+/// rest (only at the end of a write session) through the page cache.
+fn write_out(mut handles: Handles, buf: AlignedBuf, offset: u64) -> io::Result<Flushed> {
+    let data = buf.filled();
+    let mut direct_len = 0;
+    if let Some(direct) = &handles.direct {
+        let whole = data.len() - data.len() % DIRECT_ALIGN;
+        match direct.write_all_at(&data[..whole], offset) {
+            Ok(()) => direct_len = whole,
+            // Took O_DIRECT at open but refuses these writes: use the page cache.
+            Err(e) if e.kind() == ErrorKind::InvalidInput => handles.direct = None,
+            Err(e) => return Err(e),
+        }
+    }
+    let cached = &data[direct_len..];
+    handles
+        .file
+        .write_all_at(cached, offset + direct_len as u64)?;
+    let cached = cached.len() as u64;
+    Ok(Flushed {
+        handles,
+        buf,
+        cached,
+    })
 }
 
 #[async_trait]
 impl FileWriter for FilesystemWriter {
     async fn write(&mut self, chunk: Bytes) -> Result<()> {
-        let len = chunk.len() as u64;
-        if self.buf.len() + chunk.len() <= WRITE_BUFFER {
-            self.buf.extend_from_slice(&chunk);
-        } else {
-            let flushed = self.buf.len() as u64 + len;
-            let file = self.flush_with(chunk).await?;
-            self.file = Some(file);
-            self.unsynced += flushed;
-            self.start_writeback();
+        let mut rest = &chunk[..];
+        while !rest.is_empty() {
+            rest = &rest[self.buf.push(rest)..];
+            if self.buf.is_full() {
+                self.flush().await?;
+            }
         }
-        self.size += len;
+        self.size += chunk.len() as u64;
         Ok(())
     }
 
@@ -110,13 +225,13 @@ impl FileWriter for FilesystemWriter {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
-        let file = self.flush_with(Bytes::new()).await?;
+        let handles = self.drain().await?;
         if let Some(running) = self.syncing.take() {
             let _ = running.await;
         }
         let (full, created) = (self.full.clone(), self.created);
         let synced = blocking(&self.limit, move || {
-            file.sync_all()?;
+            handles.file.sync_all()?;
             // A new directory entry is durable only once its directory is synced.
             match full.parent() {
                 Some(dir) if created => sync_dir(dir),
@@ -128,20 +243,26 @@ impl FileWriter for FilesystemWriter {
     }
 
     async fn close(mut self: Box<Self>) -> Result<()> {
-        let file = self.flush_with(Bytes::new()).await?;
+        let handles = self.drain().await?;
+        if handles.direct.is_some() {
+            // Only a partial block went through the page cache; the sync at commit takes it.
+            return Ok(());
+        }
         // Start writing the chunk back now, so the sync when the upload completes finds little
         // left to do; nobody waits for it, and its errors surface at that sync.
         if let Ok(permit) = Arc::clone(&self.limit).try_acquire_owned() {
             drop(tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                let _ = file.sync_data();
+                let _ = handles.file.sync_data();
             }));
         }
         Ok(())
     }
 
     async fn cancel(mut self: Box<Self>) -> Result<()> {
-        drop(self.file.take());
+        // The bytes are going away; a failed flush changes nothing.
+        let _ = self.land().await;
+        drop(self.handles.take());
         let full = self.full.clone();
         let removed = blocking(&self.limit, move || match fs::remove_file(full) {
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
@@ -149,5 +270,51 @@ impl FileWriter for FilesystemWriter {
         })
         .await;
         removed.map_err(|e| Error::io(NAME, &self.path, e))
+    }
+}
+
+/// `WRITE_BUFFER` bytes whose first byte sits on a `DIRECT_ALIGN` boundary, as O_DIRECT needs
+/// of memory, without unsafe code: a slightly larger vector used from its first aligned byte.
+/// Allocated on first use, so a writer that never writes holds nothing.
+#[derive(Default)]
+struct AlignedBuf {
+    mem: Vec<u8>,
+    start: usize,
+    len: usize,
+}
+
+impl AlignedBuf {
+    /// Copies as much of `bytes` as fits and says how much that was.
+    fn push(&mut self, bytes: &[u8]) -> usize {
+        if bytes.is_empty() {
+            return 0;
+        }
+        if self.mem.is_empty() {
+            self.mem = vec![0; WRITE_BUFFER + DIRECT_ALIGN];
+            // `align_offset` may answer "impossible"; an unaligned buffer then makes the
+            // direct write fail with EINVAL, and the writer falls back to the page cache.
+            self.start = self
+                .mem
+                .as_ptr()
+                .align_offset(DIRECT_ALIGN)
+                .min(DIRECT_ALIGN);
+        }
+        let n = bytes.len().min(WRITE_BUFFER - self.len);
+        let at = self.start + self.len;
+        self.mem[at..at + n].copy_from_slice(&bytes[..n]);
+        self.len += n;
+        n
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == WRITE_BUFFER
+    }
+
+    fn filled(&self) -> &[u8] {
+        &self.mem[self.start..self.start + self.len]
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
     }
 }
