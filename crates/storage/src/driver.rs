@@ -110,8 +110,9 @@ pub trait Driver: Send + Sync + 'static {
         Ok(())
     }
 
-    /// `put_content` for state that is rebuilt when lost (an upload's hash state): still
-    /// atomic, but a backend may return before it is durable.
+    /// `put_content` for state that is rebuilt when lost or never read back (an upload's hash
+    /// state, a tag's history entry): still atomic, but a backend may return before it is
+    /// durable.
     async fn put_scratch(&self, path: &StoragePath, content: Bytes) -> Result<()> {
         self.put_content(path, content).await
     }
