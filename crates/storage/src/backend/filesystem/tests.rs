@@ -122,13 +122,25 @@ async fn a_flush_left_running_by_a_dropped_writer_lands_before_the_file_is_looke
     }
 }
 
-/// A writer on `p` as the driver makes one, kept concrete so a test can ask how it writes.
-async fn open_writer(d: &FilesystemDriver, p: &StoragePath, append: bool) -> FilesystemWriter {
+/// A writer on `p` as the driver makes one, kept concrete so a test can ask how it writes;
+/// with `cached`, as if the filesystem had refused O_DIRECT.
+async fn open_writer(
+    d: &FilesystemDriver,
+    p: &StoragePath,
+    append: bool,
+    cached: bool,
+) -> FilesystemWriter {
     let full = d.full_path(p);
     let target = full.clone();
-    let opened = d.run(move || open_for_write(&target, append)).await;
+    let mut opened = d
+        .run(move || open_for_write(&target, append))
+        .await
+        .unwrap();
+    if cached {
+        opened.direct = None;
+    }
     let lock = d.flushes.lock_of(&full);
-    FilesystemWriter::new(p.clone(), full, opened.unwrap(), Arc::clone(&d.limit), lock)
+    FilesystemWriter::new(p.clone(), full, opened, Arc::clone(&d.limit), lock)
 }
 
 /// Whether the filesystem under `dir` takes O_DIRECT, asked without the code under test.
@@ -144,33 +156,34 @@ fn takes_o_direct(dir: &Path) -> bool {
     opened.is_ok()
 }
 
-#[tokio::test]
-async fn writer_bypasses_the_page_cache_and_resumes_inside_a_block() {
+/// Writes one upload in three sessions, as three PATCHes would: each ends inside a block, the
+/// next starts there, and the buffer fills at offsets that are not the file's. Session `i`
+/// goes through the page cache only when `cached[i]`. The file is checked after each.
+async fn three_sessions(cached: [bool; 3]) {
     let (d, dir) = fixture().await;
     let direct = takes_o_direct(dir.path());
     let p = path("/_uploads/id/data");
     let bytes: Vec<u8> = (0..WRITE_BUFFER * 2 + 9000)
         .map(|i| (i * 7 % 251) as u8)
         .collect();
-    // three sessions, as three PATCHes would be: each ends inside a block, the next starts
-    // there, and the buffer fills at offsets that are not the file's
     let sessions = [
         (0, 5000, 777),
         (5000, WRITE_BUFFER + 5003, 65_537),
         (WRITE_BUFFER + 5003, bytes.len(), 300_001),
     ];
     for (i, &(from, to, chunk)) in sessions.iter().enumerate() {
-        let mut w = Box::new(open_writer(&d, &p, i > 0).await);
+        let mut w = Box::new(open_writer(&d, &p, i > 0, cached[i]).await);
+        let expect = direct && !cached[i];
         assert_eq!(w.size(), from as u64);
         assert_eq!(
             w.is_direct().await,
-            direct,
-            "O_DIRECT used where the filesystem takes it"
+            expect,
+            "O_DIRECT where the filesystem takes it"
         );
         for part in bytes[from..to].chunks(chunk) {
             w.write(Bytes::copy_from_slice(part)).await.unwrap();
         }
-        assert_eq!(w.is_direct().await, direct);
+        assert_eq!(w.is_direct().await, expect);
         if to == bytes.len() {
             w.commit().await.unwrap();
         } else {
@@ -179,6 +192,17 @@ async fn writer_bypasses_the_page_cache_and_resumes_inside_a_block() {
         let on_disk = fs::read(d.full_path(&p)).unwrap();
         assert!(on_disk == bytes[..to], "session {i} left the wrong bytes");
     }
+}
+
+#[tokio::test]
+async fn writer_bypasses_the_page_cache_and_resumes_inside_a_block() {
+    three_sessions([false; 3]).await;
+}
+
+#[tokio::test]
+async fn writer_through_the_page_cache_resumes_alike_and_mixes_with_direct_sessions() {
+    three_sessions([true; 3]).await;
+    three_sessions([false, true, false]).await;
 }
 
 #[tokio::test]
