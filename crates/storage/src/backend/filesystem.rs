@@ -84,46 +84,6 @@ impl FilesystemDriver {
     }
 }
 
-/// Per-file locks that writers' flushes hold while they run. A writer dropped mid-flush (its
-/// request cut short) leaves that flush running; a later `writer`, `reader`, `stat` or `rename`
-/// of the file waits for it, so a resumed upload never sees a length that is about to change.
-#[derive(Debug, Default)]
-struct FlushLocks(std::sync::Mutex<HashMap<PathBuf, Weak<tokio::sync::Mutex<()>>>>);
-
-impl FlushLocks {
-    /// The lock of `full`, made if no writer or flush holds one.
-    fn lock_of(&self, full: &Path) -> Arc<tokio::sync::Mutex<()>> {
-        let mut locks = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(lock) = locks.get(full).and_then(Weak::upgrade) {
-            return lock;
-        }
-        locks.retain(|_, lock| lock.strong_count() > 0);
-        let lock = Arc::new(tokio::sync::Mutex::new(()));
-        locks.insert(full.to_path_buf(), Arc::downgrade(&lock));
-        lock
-    }
-
-    /// Returns once no flush of `full` is running; at once when no writer has it open.
-    async fn settle(&self, full: &Path) {
-        let lock = {
-            let locks = self
-                .0
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            if locks.is_empty() {
-                return;
-            }
-            locks.get(full).and_then(Weak::upgrade)
-        };
-        if let Some(lock) = lock {
-            drop(lock.lock().await);
-        }
-    }
-}
-
 /// Runs blocking file work on tokio's pool once a `maxthreads` permit is free.
 async fn blocking<T, F>(limit: &Arc<Semaphore>, f: F) -> io::Result<T>
 where
@@ -218,146 +178,6 @@ fn walk_dir(root: &StoragePath, full: &Path) -> io::Result<Vec<FileInfo>> {
 
 fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
-}
-
-/// Writes a sibling temp file, fsyncs it and renames it over the target, so a reader sees the
-/// old or the new content and a crash leaves one of them, then fsyncs the directory entry.
-fn put_atomic(full: &Path, content: &[u8], durable: bool) -> io::Result<()> {
-    let dir = full.parent().ok_or_else(|| io::Error::other("no parent"))?;
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-    let written = (|| {
-        let mut file = File::create_new(&tmp)?;
-        file.write_all(content)?;
-        if durable {
-            file.sync_all()?;
-        }
-        fs::rename(&tmp, full)
-    })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    written?;
-    if durable { sync_dir(dir) } else { Ok(()) }
-}
-
-/// The first half of `put_atomic`: a synced temp file beside `full`, returned for renaming.
-fn stage_temp(full: &Path, content: &[u8]) -> io::Result<PathBuf> {
-    let dir = full.parent().ok_or_else(|| io::Error::other("no parent"))?;
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-    let written = File::create_new(&tmp).and_then(|mut file| {
-        file.write_all(content)?;
-        file.sync_all()
-    });
-    match written {
-        Ok(()) => Ok(tmp),
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
-}
-
-/// Publishes staged temp files group by group, each group's entries durable before the next
-/// group is renamed. On failure, the temp files not yet renamed are removed, and the index of
-/// the failed group comes back with its error.
-fn publish_groups(groups: &[Vec<(PathBuf, PathBuf)>]) -> Option<(usize, io::Error)> {
-    for (i, group) in groups.iter().enumerate() {
-        if let Err(e) = publish_temps(group) {
-            let later = groups[i + 1..].iter().flatten().map(|(t, _)| t);
-            let _ = remove_temps(later);
-            return Some((i, e));
-        }
-    }
-    None
-}
-
-/// The second half: renames staged temp files over their targets, then syncs their
-/// directories (at once, when there are several), so the entries are durable when it returns.
-/// Temp files it did not rename are removed.
-fn publish_temps(moves: &[(PathBuf, PathBuf)]) -> io::Result<()> {
-    let mut dirs: Vec<&Path> = Vec::new();
-    for (i, (tmp, full)) in moves.iter().enumerate() {
-        if let Err(e) = fs::rename(tmp, full) {
-            let _ = remove_temps(moves[i..].iter().map(|(t, _)| t));
-            return Err(e);
-        }
-        if let Some(dir) = full.parent()
-            && !dirs.contains(&dir)
-        {
-            dirs.push(dir);
-        }
-    }
-    sync_dirs(&dirs)
-}
-
-/// Syncs several directories at once: each sync waits on the disk, so side by side they
-/// cost about one.
-fn sync_dirs(dirs: &[&Path]) -> io::Result<()> {
-    let Some((first, rest)) = dirs.split_first() else {
-        return Ok(());
-    };
-    std::thread::scope(|s| {
-        let others: Vec<_> = rest.iter().map(|d| s.spawn(move || sync_dir(d))).collect();
-        let mut result = sync_dir(first);
-        for other in others {
-            let synced = other
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("directory sync panicked")));
-            result = result.and(synced);
-        }
-        result
-    })
-}
-
-/// Best-effort removal of temp files left by a failed multi-file write (never fails).
-fn remove_temps<'a>(temps: impl IntoIterator<Item = &'a PathBuf>) -> io::Result<()> {
-    for tmp in temps {
-        let _ = fs::remove_file(tmp);
-    }
-    Ok(())
-}
-
-/// Opens a file for a writer: returns it, its current size and whether this call created it.
-fn open_for_write(full: &Path, append: bool) -> io::Result<Opened> {
-    if let Some(dir) = full.parent() {
-        fs::create_dir_all(dir)?;
-    }
-    let created = fs::symlink_metadata(full).is_err();
-    let mut options = OpenOptions::new();
-    // Positional writes, never O_APPEND: Linux's pwrite appends on an O_APPEND handle, and the
-    // direct handle rewrites the partial last block in place.
-    options
-        .create(true)
-        .read(true)
-        .write(true)
-        .truncate(!append);
-    let file = options.open(full)?;
-    let size = file.metadata()?.len();
-    let direct = open_direct(full, &file, size);
-    Ok(Opened {
-        file,
-        size,
-        created,
-        direct,
-    })
-}
-
-/// A second handle on `full` that bypasses the page cache, with the bytes of the file's
-/// partial last block (direct writes start on a block boundary, so that block is rewritten);
-/// `None` where the filesystem refuses O_DIRECT (tmpfs, some network filesystems).
-fn open_direct(full: &Path, file: &File, size: u64) -> Option<(File, Vec<u8>)> {
-    let flags = rustix::fs::OFlags::DIRECT.bits();
-    let direct = OpenOptions::new()
-        .write(true)
-        .custom_flags(i32::try_from(flags).ok()?)
-        .open(full)
-        .ok()?;
-    let partial = size % DIRECT_ALIGN as u64;
-    let mut tail = vec![0; usize::try_from(partial).ok()?];
-    file.read_exact_at(&mut tail, size - partial).ok()?;
-    Some((direct, tail))
 }
 
 /// Opens a file positioned at `offset`; `None` when the offset lies past its end.
@@ -610,9 +430,11 @@ impl Driver for FilesystemDriver {
     }
 }
 
+mod publish;
 mod writer;
 
-use writer::{FilesystemWriter, Opened};
+use publish::{publish_groups, put_atomic, remove_temps, stage_temp};
+use writer::{FilesystemWriter, FlushLocks, open_for_write};
 
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,87 @@
 
 use super::*;
 
+/// Per-file locks that writers' flushes hold while they run. A writer dropped mid-flush (its
+/// request cut short) leaves that flush running; a later `writer`, `reader`, `stat` or `rename`
+/// of the file waits for it, so a resumed upload never sees a length that is about to change.
+#[derive(Debug, Default)]
+pub(super) struct FlushLocks(std::sync::Mutex<HashMap<PathBuf, Weak<tokio::sync::Mutex<()>>>>);
+
+impl FlushLocks {
+    /// The lock of `full`, made if no writer or flush holds one.
+    pub(super) fn lock_of(&self, full: &Path) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(lock) = locks.get(full).and_then(Weak::upgrade) {
+            return lock;
+        }
+        locks.retain(|_, lock| lock.strong_count() > 0);
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        locks.insert(full.to_path_buf(), Arc::downgrade(&lock));
+        lock
+    }
+
+    /// Returns once no flush of `full` is running; at once when no writer has it open.
+    pub(super) async fn settle(&self, full: &Path) {
+        let lock = {
+            let locks = self
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if locks.is_empty() {
+                return;
+            }
+            locks.get(full).and_then(Weak::upgrade)
+        };
+        if let Some(lock) = lock {
+            drop(lock.lock().await);
+        }
+    }
+}
+
+/// Opens a file for a writer: returns it, its current size and whether this call created it.
+pub(super) fn open_for_write(full: &Path, append: bool) -> io::Result<Opened> {
+    if let Some(dir) = full.parent() {
+        fs::create_dir_all(dir)?;
+    }
+    let created = fs::symlink_metadata(full).is_err();
+    let mut options = OpenOptions::new();
+    // Positional writes, never O_APPEND: Linux's pwrite appends on an O_APPEND handle, and the
+    // direct handle rewrites the partial last block in place.
+    options
+        .create(true)
+        .read(true)
+        .write(true)
+        .truncate(!append);
+    let file = options.open(full)?;
+    let size = file.metadata()?.len();
+    let direct = open_direct(full, &file, size);
+    Ok(Opened {
+        file,
+        size,
+        created,
+        direct,
+    })
+}
+
+/// A second handle on `full` that bypasses the page cache, with the bytes of the file's
+/// partial last block (direct writes start on a block boundary, so that block is rewritten);
+/// `None` where the filesystem refuses O_DIRECT (tmpfs, some network filesystems).
+fn open_direct(full: &Path, file: &File, size: u64) -> Option<(File, Vec<u8>)> {
+    let flags = rustix::fs::OFlags::DIRECT.bits();
+    let direct = OpenOptions::new()
+        .write(true)
+        .custom_flags(i32::try_from(flags).ok()?)
+        .open(full)
+        .ok()?;
+    let partial = size % DIRECT_ALIGN as u64;
+    let mut tail = vec![0; usize::try_from(partial).ok()?];
+    file.read_exact_at(&mut tail, size - partial).ok()?;
+    Some((direct, tail))
+}
+
 /// A file opened for a writer, as `open_for_write` leaves it.
 pub(super) struct Opened {
     pub(super) file: File,
