@@ -215,11 +215,14 @@ impl FilesystemWriter {
         let buf = std::mem::replace(&mut self.buf, std::mem::take(&mut self.spare));
         let offset = self.offset;
         self.offset += buf.len as u64;
+        // The lock and the permit are taken here, so the flush is one hop to the blocking pool
+        // (not a task that then hops); both go with it if the writer is dropped.
         let guard = Arc::clone(&self.lock).lock_owned().await;
-        let limit = Arc::clone(&self.limit);
-        self.flushing = Some(tokio::spawn(async move {
-            let _guard = guard;
-            blocking(&limit, move || write_out(handles, buf, offset)).await
+        let permit = Arc::clone(&self.limit).acquire_owned().await;
+        let permit = permit.map_err(|e| Error::io(NAME, &self.path, io::Error::other(e)))?;
+        self.flushing = Some(tokio::task::spawn_blocking(move || {
+            let _held = (guard, permit);
+            write_out(handles, buf, offset)
         }));
         Ok(())
     }
