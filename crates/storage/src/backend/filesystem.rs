@@ -34,6 +34,14 @@ const READ_CHUNK: usize = 256 * 1024;
 /// Bytes a writer gathers before a syscall, so many small chunks don't become many writes; a
 /// whole number of `DIRECT_ALIGN` blocks, so every full buffer can go out with O_DIRECT.
 const WRITE_BUFFER: usize = 1024 * 1024;
+/// Write buffers lent at once across a driver's writers: 16 uploads double-buffered, more
+/// than two cores can feed. Writers beyond that use `SMALL_WRITE_BUFFER`s.
+const POOLED_WRITE_BUFFERS: usize = 32;
+/// Returned buffers kept for reuse; the rest are freed, so a burst does not stay resident.
+const KEEP_FREE_BUFFERS: usize = 4;
+/// A writer's buffer while the pool has none to lend: still whole blocks for O_DIRECT, a
+/// flush per 64 KiB instead of per MiB.
+const SMALL_WRITE_BUFFER: usize = 64 * 1024;
 /// Where O_DIRECT is refused: bytes a writer lets pile up in the page cache before it starts
 /// their writeback in the background, so a large upload's closing fsync finds little left to
 /// do. Durability still comes from the fsync at commit.
@@ -47,6 +55,7 @@ pub struct FilesystemDriver {
     root: PathBuf,
     limit: Arc<Semaphore>,
     flushes: FlushLocks,
+    buffers: Arc<BufferPool>,
 }
 
 impl FilesystemDriver {
@@ -63,6 +72,7 @@ impl FilesystemDriver {
             root,
             limit: Arc::new(Semaphore::new(permits)),
             flushes: FlushLocks::default(),
+            buffers: BufferPool::new(POOLED_WRITE_BUFFERS),
         })
     }
 
@@ -348,12 +358,11 @@ impl Driver for FilesystemDriver {
         let target = full.clone();
         let opened = self.run(move || open_for_write(&target, append)).await;
         let opened = opened.map_err(|e| Error::io(NAME, path, e))?;
-        let limit = Arc::clone(&self.limit);
         Ok(Box::new(FilesystemWriter::new(
+            self,
             path.clone(),
             full,
             opened,
-            limit,
             lock,
         )))
     }
@@ -434,7 +443,7 @@ mod publish;
 mod writer;
 
 use publish::{publish_groups, put_atomic, remove_temps, stage_temp};
-use writer::{FilesystemWriter, FlushLocks, open_for_write};
+use writer::{BufferPool, FilesystemWriter, FlushLocks, open_for_write};
 
 #[cfg(test)]
 mod tests;

@@ -140,7 +140,7 @@ async fn open_writer(
         opened.direct = None;
     }
     let lock = d.flushes.lock_of(&full);
-    FilesystemWriter::new(p.clone(), full, opened, Arc::clone(&d.limit), lock)
+    FilesystemWriter::new(d, p.clone(), full, opened, lock)
 }
 
 /// Whether the filesystem under `dir` takes O_DIRECT, asked without the code under test.
@@ -203,6 +203,51 @@ async fn writer_bypasses_the_page_cache_and_resumes_inside_a_block() {
 async fn writer_through_the_page_cache_resumes_alike_and_mixes_with_direct_sessions() {
     three_sessions([true; 3]).await;
     three_sessions([false, true, false]).await;
+}
+
+/// Three writers at once against a pool of three buffers: each needs two, so the ones the pool
+/// cannot lend are small buffers of the writer's own, and every file still gets every byte.
+/// All pooled buffers come back, and the next writer reuses one instead of allocating.
+#[tokio::test]
+async fn writers_beyond_the_pool_use_small_buffers_and_pooled_ones_come_back() {
+    let (mut d, _dir) = fixture().await;
+    d.buffers = BufferPool::new(3);
+    let bytes: Vec<u8> = (0..WRITE_BUFFER * 3 + 1234)
+        .map(|i| (i * 13 % 251) as u8)
+        .collect();
+    let paths: Vec<_> = (0..3)
+        .map(|i| path(&format!("/_uploads/{i}/data")))
+        .collect();
+    let mut writers = Vec::new();
+    for p in &paths {
+        writers.push(Box::new(open_writer(&d, p, false, false).await));
+    }
+    for part in bytes.chunks(100_000) {
+        for w in &mut writers {
+            w.write(Bytes::copy_from_slice(part)).await.unwrap();
+            assert!(
+                d.buffers.counts().0 <= 3,
+                "more buffers lent than the pool holds"
+            );
+        }
+    }
+    let mut pooled = 0;
+    for w in &mut writers {
+        pooled += w.pooled_buffers().await;
+    }
+    assert_eq!(pooled, 3, "the pool lends all it has and no more");
+    for w in writers {
+        w.commit().await.unwrap();
+    }
+    for p in &paths {
+        let on_disk = fs::read(d.full_path(p)).unwrap();
+        assert!(on_disk == bytes, "{p} has the wrong bytes");
+    }
+    assert_eq!(d.buffers.counts(), (0, 3), "every pooled buffer came back");
+    let mut w = Box::new(open_writer(&d, &paths[0], true, false).await);
+    w.write(Bytes::from_static(b"more")).await.unwrap();
+    assert_eq!(d.buffers.counts(), (1, 2), "a returned buffer is reused");
+    w.commit().await.unwrap();
 }
 
 #[tokio::test]

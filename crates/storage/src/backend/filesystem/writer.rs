@@ -32,13 +32,16 @@ impl FlushLocks {
     /// Returns once no flush of `full` is running; at once when no writer has it open.
     pub(super) async fn settle(&self, full: &Path) {
         let lock = {
-            let locks = self
+            let mut locks = self
                 .0
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if locks.is_empty() {
                 return;
             }
+            // Forget the locks of finished writers here too, so once uploads are over every
+            // stat is back on the fast path above.
+            locks.retain(|_, lock| lock.strong_count() > 0);
             locks.get(full).and_then(Weak::upgrade)
         };
         if let Some(lock) = lock {
@@ -125,6 +128,7 @@ pub(super) struct FilesystemWriter {
     buf: AlignedBuf,
     /// The other buffer, once its flush has landed.
     spare: AlignedBuf,
+    buffers: Arc<BufferPool>,
     /// Where `buf`'s first byte belongs in the file; block-aligned while writing direct.
     offset: u64,
     size: u64,
@@ -141,13 +145,14 @@ pub(super) struct FilesystemWriter {
 impl FilesystemWriter {
     /// A writer appending to the file `open_for_write` opened at `full`.
     pub(super) fn new(
+        driver: &FilesystemDriver,
         path: StoragePath,
         full: PathBuf,
         opened: Opened,
-        limit: Arc<Semaphore>,
         lock: Arc<tokio::sync::Mutex<()>>,
     ) -> Self {
-        let mut buf = AlignedBuf::default();
+        let buffers = Arc::clone(&driver.buffers);
+        let mut buf = AlignedBuf::new(Arc::clone(&buffers));
         let (direct, offset) = match opened.direct {
             Some((direct, tail)) => {
                 // Direct writes start on a block boundary: the partial last block is rewritten
@@ -166,11 +171,12 @@ impl FilesystemWriter {
             }),
             flushing: None,
             buf,
-            spare: AlignedBuf::default(),
+            spare: AlignedBuf::new(Arc::clone(&buffers)),
+            buffers,
             offset,
             size: opened.size,
             created: opened.created,
-            limit,
+            limit: Arc::clone(&driver.limit),
             lock,
             unsynced: 0,
             syncing: None,
@@ -182,6 +188,13 @@ impl FilesystemWriter {
     pub(super) async fn is_direct(&mut self) -> bool {
         self.land().await.unwrap();
         self.handles.as_ref().is_some_and(|h| h.direct.is_some())
+    }
+
+    /// How many of its buffers came from the pool, once no flush holds one (tests look).
+    #[cfg(test)]
+    pub(super) async fn pooled_buffers(&mut self) -> usize {
+        self.land().await.unwrap();
+        usize::from(self.buf.pooled()) + usize::from(self.spare.pooled())
     }
 
     /// Waits for the flush in flight, if any, and takes back the handles and its buffer.
@@ -212,7 +225,8 @@ impl FilesystemWriter {
             self.handles = Some(handles);
             return Ok(());
         }
-        let buf = std::mem::replace(&mut self.buf, std::mem::take(&mut self.spare));
+        let idle = AlignedBuf::new(Arc::clone(&self.buffers));
+        let buf = std::mem::replace(&mut self.buf, std::mem::replace(&mut self.spare, idle));
         let offset = self.offset;
         self.offset += buf.len as u64;
         // The lock and the permit are taken here, so the flush is one hop to the blocking pool
@@ -357,24 +371,104 @@ impl FileWriter for FilesystemWriter {
     }
 }
 
-/// `WRITE_BUFFER` bytes whose first byte sits on a `DIRECT_ALIGN` boundary, as O_DIRECT needs
-/// of memory, without unsafe code: a slightly larger vector used from its first aligned byte.
-/// Allocated on first use, so a writer that never writes holds nothing.
-#[derive(Default)]
+/// Full-size write buffers shared by a driver's writers, at most `cap` of them lent at once,
+/// so the memory uploads hold stays bounded however many run, and a request reuses warm memory
+/// instead of faulting in a fresh megabyte.
+#[derive(Debug)]
+pub(super) struct BufferPool {
+    cap: usize,
+    state: std::sync::Mutex<Lent>,
+}
+
+/// The pool's books: how many buffers are out, and the returned ones kept for reuse.
+#[derive(Debug, Default)]
+struct Lent {
+    out: usize,
+    free: Vec<Vec<u8>>,
+}
+
+impl BufferPool {
+    /// A pool lending at most `cap` buffers at once.
+    pub(super) fn new(cap: usize) -> Arc<Self> {
+        Arc::new(BufferPool {
+            cap,
+            state: std::sync::Mutex::default(),
+        })
+    }
+
+    fn books(&self) -> std::sync::MutexGuard<'_, Lent> {
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A full-size buffer, or `None` while `cap` of them are out.
+    fn take(&self) -> Option<Vec<u8>> {
+        let reused = {
+            let mut books = self.books();
+            if books.out >= self.cap {
+                return None;
+            }
+            books.out += 1;
+            books.free.pop()
+        };
+        Some(reused.unwrap_or_else(|| vec![0; WRITE_BUFFER + DIRECT_ALIGN]))
+    }
+
+    /// Takes a buffer back; a few are kept for the next writers, the rest freed.
+    fn give(&self, mem: Vec<u8>) {
+        let mut books = self.books();
+        books.out -= 1;
+        if books.free.len() < KEEP_FREE_BUFFERS {
+            books.free.push(mem);
+        }
+    }
+
+    /// Buffers lent right now, and returned ones kept for reuse (tests look).
+    #[cfg(test)]
+    pub(super) fn counts(&self) -> (usize, usize) {
+        let books = self.books();
+        (books.out, books.free.len())
+    }
+}
+
+/// Bytes whose first byte sits on a `DIRECT_ALIGN` boundary, as O_DIRECT needs of memory,
+/// without unsafe code: a slightly larger vector used from its first aligned byte. Allocated on
+/// first use, so a writer that never writes holds nothing: `WRITE_BUFFER` bytes from the pool,
+/// or `SMALL_WRITE_BUFFER` of its own while the pool has none to lend.
 struct AlignedBuf {
     mem: Vec<u8>,
     start: usize,
     len: usize,
+    /// Usable bytes: `WRITE_BUFFER` when `mem` came from the pool.
+    size: usize,
+    pool: Arc<BufferPool>,
 }
 
 impl AlignedBuf {
+    fn new(pool: Arc<BufferPool>) -> Self {
+        AlignedBuf {
+            mem: Vec::new(),
+            start: 0,
+            len: 0,
+            size: 0,
+            pool,
+        }
+    }
+
     /// Copies as much of `bytes` as fits and says how much that was.
     fn push(&mut self, bytes: &[u8]) -> usize {
         if bytes.is_empty() {
             return 0;
         }
         if self.mem.is_empty() {
-            self.mem = vec![0; WRITE_BUFFER + DIRECT_ALIGN];
+            (self.mem, self.size) = match self.pool.take() {
+                Some(mem) => (mem, WRITE_BUFFER),
+                None => (
+                    vec![0; SMALL_WRITE_BUFFER + DIRECT_ALIGN],
+                    SMALL_WRITE_BUFFER,
+                ),
+            };
             // `align_offset` may answer "impossible"; an unaligned buffer then makes the
             // direct write fail with EINVAL, and the writer falls back to the page cache.
             self.start = self
@@ -383,7 +477,7 @@ impl AlignedBuf {
                 .align_offset(DIRECT_ALIGN)
                 .min(DIRECT_ALIGN);
         }
-        let n = bytes.len().min(WRITE_BUFFER - self.len);
+        let n = bytes.len().min(self.size - self.len);
         let at = self.start + self.len;
         self.mem[at..at + n].copy_from_slice(&bytes[..n]);
         self.len += n;
@@ -391,7 +485,7 @@ impl AlignedBuf {
     }
 
     fn is_full(&self) -> bool {
-        self.len == WRITE_BUFFER
+        self.size > 0 && self.len == self.size
     }
 
     fn filled(&self) -> &[u8] {
@@ -400,5 +494,19 @@ impl AlignedBuf {
 
     fn clear(&mut self) {
         self.len = 0;
+    }
+
+    /// Whether the memory came from the pool (tests look).
+    #[cfg(test)]
+    fn pooled(&self) -> bool {
+        self.size == WRITE_BUFFER
+    }
+}
+
+impl Drop for AlignedBuf {
+    fn drop(&mut self) {
+        if self.size == WRITE_BUFFER {
+            self.pool.give(std::mem::take(&mut self.mem));
+        }
     }
 }
