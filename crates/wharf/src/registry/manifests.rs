@@ -165,14 +165,20 @@ impl Registry {
             Reference::Tag(tag) => Some(tag),
             Reference::Digest(_) => None,
         };
-        if let Some(tag) = tag {
-            let (path, content) = link(PathSpec::TagIndexLink {
+        let history = tag.map(|tag| {
+            link(PathSpec::TagIndexLink {
                 repo,
                 tag,
                 digest: &digest,
-            });
-            self.driver.put_scratch(&path, content).await?;
-        }
+            })
+        });
+        // written alongside the first group, as it needs no order with anything
+        let history = async {
+            match history {
+                Some((path, content)) => self.driver.put_scratch(&path, content).await,
+                None => Ok(()),
+            }
+        };
         let mut second = vec![link(PathSpec::ManifestRevisionLink {
             repo,
             digest: &digest,
@@ -187,9 +193,9 @@ impl Registry {
         let current = tag.map(|tag| vec![link(PathSpec::TagCurrentLink { repo, tag })]);
         if !gc_on {
             let groups = [first, second].into_iter().chain(current).collect();
-            self.driver.put_contents(groups).await?;
+            futures::try_join!(history, self.driver.put_contents(groups))?;
         } else {
-            self.driver.put_contents(vec![first, second]).await?;
+            futures::try_join!(history, self.driver.put_contents(vec![first, second]))?;
             // Online GC deletes links first, then rescans revisions written since it marked:
             // with our revision visible, checking again means either GC sees our manifest or
             // we see its deletion and refuse, never an accepted manifest with a swept blob.
