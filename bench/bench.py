@@ -460,6 +460,32 @@ class Bench:
 
         self.measure(row, run)
 
+    def concurrent_pushes(self):
+        n, size = self.a.clients, self.a.client_size
+        row = Row(f"{n} clients x {fmt_size(size)} blob uploads at once", "MiB/s")
+        base = os.urandom(size)
+
+        def run(s, rep):
+            # a new head per client and repetition, so every upload is a new blob
+            blobs = []
+            for _ in range(n):
+                data = os.urandom(16) + base[16:]
+                blobs.append((data, "sha256:" + hashlib.sha256(data).hexdigest()))
+
+            def one(i):
+                cl = Client(s.host)
+                data, digest = blobs[i]
+                put_blob(cl, f"z/push{i}", data, size, digest)
+                cl.close()
+
+            with futures.ThreadPoolExecutor(n) as pool:
+                t0 = time.perf_counter()
+                list(pool.map(one, range(n)))
+                dt = time.perf_counter() - t0
+            return n * size / MiB / dt
+
+        self.measure(row, run)
+
     # -- pulls ---------------------------------------------------------------------------------
 
     def setup_pull_blobs(self):
@@ -925,6 +951,7 @@ def main():
             for size in a.up:
                 b.monolithic(size, a.small_count if size <= MiB else 1)
             b.chunked(*a.chunked)
+            b.concurrent_pushes()
         b.setup_pull_blobs()
         if nginx_ok:
             nginx = start_nginx(work, b.docroot)

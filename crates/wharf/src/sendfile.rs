@@ -26,8 +26,7 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use bytes::Bytes;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use rustix::net::{SendAncillaryBuffer, SendFlags};
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
@@ -226,7 +225,7 @@ pub async fn serve(
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let builder = Builder::new(TokioExecutor::new());
+    let builder = crate::server::connection_builder();
     crate::server::accept_loop(listener, shutdown, move |tcp, peer, watcher| {
         let builder = builder.clone();
         let app = app.clone();

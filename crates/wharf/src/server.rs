@@ -10,6 +10,8 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use http::{HeaderName, HeaderValue};
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -156,6 +158,17 @@ async fn access_log(req: Request, next: Next) -> Response {
         "request"
     );
     resp
+}
+
+/// The largest read buffer hyper grows per HTTP/1 connection. Its default, about 408 KiB, held
+/// 24 MiB over 32 uploads at once; at 64 KiB one upload cost a quarter more CPU per GiB.
+const CONNECTION_READ_BUFFER: usize = 128 * 1024;
+
+/// hyper's connection builder as every listener uses it.
+pub(crate) fn connection_builder() -> Builder<TokioExecutor> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().max_buf_size(CONNECTION_READ_BUFFER);
+    builder
 }
 
 /// Accepts TCP connections until `shutdown`, each served by `serve` on its own task, then waits

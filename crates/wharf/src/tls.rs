@@ -17,8 +17,7 @@ use std::time::Duration;
 
 use axum::extract::Request;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use rustls::crypto::CryptoProvider;
 use rustls::server::WebPkiClientVerifier;
@@ -242,7 +241,7 @@ pub async fn serve(
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let builder = Builder::new(TokioExecutor::new());
+    let builder = crate::server::connection_builder();
     crate::server::accept_loop(listener, shutdown, move |tcp, peer, watcher| {
         let acceptor = acceptor.clone();
         let app = app.clone();
