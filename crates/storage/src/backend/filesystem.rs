@@ -39,8 +39,6 @@ const WRITE_BUFFER: usize = 1024 * 1024;
 /// against speed, measured with 32 uploads of 16 MiB at once: 4 kept the server near 36 MiB
 /// at 660-760 MiB/s; 64 reached about 830 MiB/s at 85 MiB.
 const POOLED_WRITE_BUFFERS: usize = 4;
-/// Returned buffers kept for reuse; the rest are freed, so a burst does not stay resident.
-const KEEP_FREE_BUFFERS: usize = 4;
 /// A writer's buffer while the pool has none to lend: still whole blocks for O_DIRECT, a
 /// flush per 64 KiB instead of per MiB.
 const SMALL_WRITE_BUFFER: usize = 64 * 1024;

@@ -172,7 +172,8 @@ impl Registry {
                 digest: &digest,
             })
         });
-        // written alongside the first group, as it needs no order with anything
+        // written alongside the groups, as it needs no order with anything; both run to the
+        // end (a failed one does not cut the other short, which could leave temp files)
         let history = async {
             match history {
                 Some((path, content)) => self.driver.put_scratch(&path, content).await,
@@ -193,9 +194,12 @@ impl Registry {
         let current = tag.map(|tag| vec![link(PathSpec::TagCurrentLink { repo, tag })]);
         if !gc_on {
             let groups = [first, second].into_iter().chain(current).collect();
-            futures::try_join!(history, self.driver.put_contents(groups))?;
+            let (history, published) = futures::join!(history, self.driver.put_contents(groups));
+            published.and(history)?;
         } else {
-            futures::try_join!(history, self.driver.put_contents(vec![first, second]))?;
+            let first_two = self.driver.put_contents(vec![first, second]);
+            let (history, published) = futures::join!(history, first_two);
+            published.and(history)?;
             // Online GC deletes links first, then rescans revisions written since it marked:
             // with our revision visible, checking again means either GC sees our manifest or
             // we see its deletion and refuse, never an accepted manifest with a swept blob.

@@ -415,13 +415,12 @@ impl BufferPool {
         Some(reused.unwrap_or_else(|| vec![0; WRITE_BUFFER + DIRECT_ALIGN]))
     }
 
-    /// Takes a buffer back; a few are kept for the next writers, the rest freed.
+    /// Takes a buffer back and keeps it for the next writer: with at most `cap` out, the pool
+    /// never holds more than `cap` in all.
     fn give(&self, mem: Vec<u8>) {
         let mut books = self.books();
         books.out -= 1;
-        if books.free.len() < KEEP_FREE_BUFFERS {
-            books.free.push(mem);
-        }
+        books.free.push(mem);
     }
 
     /// Buffers lent right now, and returned ones kept for reuse (tests look).
