@@ -273,7 +273,7 @@ impl Driver for FilesystemDriver {
             reject_root(path)?;
             let (full, content) = (self.full_path(path), content.clone());
             staging.push(async move {
-                let staged = self.run(move || stage_temp(&full, &content)).await;
+                let staged = self.run(move || stage_temp(&full, &content, true)).await;
                 staged.map_err(|e| Error::io(NAME, path, e))
             });
         }

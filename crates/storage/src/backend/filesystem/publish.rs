@@ -5,33 +5,28 @@ use super::*;
 
 /// Writes a sibling temp file, fsyncs it and renames it over the target, so a reader sees the
 /// old or the new content and a crash leaves one of them, then fsyncs the directory entry.
+/// Without `durable`, the same steps minus both syncs.
 pub(super) fn put_atomic(full: &Path, content: &[u8], durable: bool) -> io::Result<()> {
-    let dir = full.parent().ok_or_else(|| io::Error::other("no parent"))?;
-    fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-    let written = (|| {
-        let mut file = File::create_new(&tmp)?;
-        file.write_all(content)?;
-        if durable {
-            file.sync_all()?;
-        }
-        fs::rename(&tmp, full)
-    })();
-    if written.is_err() {
+    let tmp = stage_temp(full, content, durable)?;
+    if let Err(e) = fs::rename(&tmp, full) {
         let _ = fs::remove_file(&tmp);
+        return Err(e);
     }
-    written?;
-    if durable { sync_dir(dir) } else { Ok(()) }
+    match full.parent() {
+        Some(dir) if durable => sync_dir(dir),
+        _ => Ok(()),
+    }
 }
 
-/// The first half of `put_atomic`: a synced temp file beside `full`, returned for renaming.
-pub(super) fn stage_temp(full: &Path, content: &[u8]) -> io::Result<PathBuf> {
+/// The first half of `put_atomic`: a temp file beside `full` (synced when `durable`), returned
+/// for renaming.
+pub(super) fn stage_temp(full: &Path, content: &[u8], durable: bool) -> io::Result<PathBuf> {
     let dir = full.parent().ok_or_else(|| io::Error::other("no parent"))?;
     fs::create_dir_all(dir)?;
     let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
     let written = File::create_new(&tmp).and_then(|mut file| {
         file.write_all(content)?;
-        file.sync_all()
+        if durable { file.sync_all() } else { Ok(()) }
     });
     match written {
         Ok(()) => Ok(tmp),

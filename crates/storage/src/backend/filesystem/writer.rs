@@ -128,7 +128,6 @@ pub(super) struct FilesystemWriter {
     buf: AlignedBuf,
     /// The other buffer, once its flush has landed.
     spare: AlignedBuf,
-    buffers: Arc<BufferPool>,
     /// Where `buf`'s first byte belongs in the file; block-aligned while writing direct.
     offset: u64,
     size: u64,
@@ -151,8 +150,7 @@ impl FilesystemWriter {
         opened: Opened,
         lock: Arc<tokio::sync::Mutex<()>>,
     ) -> Self {
-        let buffers = Arc::clone(&driver.buffers);
-        let mut buf = AlignedBuf::new(Arc::clone(&buffers));
+        let mut buf = AlignedBuf::new(Arc::clone(&driver.buffers));
         let (direct, offset) = match opened.direct {
             Some((direct, tail)) => {
                 // Direct writes start on a block boundary: the partial last block is rewritten
@@ -171,8 +169,7 @@ impl FilesystemWriter {
             }),
             flushing: None,
             buf,
-            spare: AlignedBuf::new(Arc::clone(&buffers)),
-            buffers,
+            spare: AlignedBuf::new(Arc::clone(&driver.buffers)),
             offset,
             size: opened.size,
             created: opened.created,
@@ -225,7 +222,7 @@ impl FilesystemWriter {
             self.handles = Some(handles);
             return Ok(());
         }
-        let idle = AlignedBuf::new(Arc::clone(&self.buffers));
+        let idle = AlignedBuf::new(Arc::clone(&self.buf.pool));
         let buf = std::mem::replace(&mut self.buf, std::mem::replace(&mut self.spare, idle));
         let offset = self.offset;
         self.offset += buf.len as u64;
