@@ -99,7 +99,8 @@ pub trait Driver: Send + Sync + 'static {
     /// `put_content` for groups of small files where each group may only become visible once
     /// the groups before it are durable (a manifest's data, then its revision link, then its
     /// tag). A backend may write every file's bytes at once and keep only the order of making
-    /// them visible; on error, some leading groups may be visible and nothing of the rest.
+    /// them visible; on error, some leading groups may be visible and nothing of the rest. A
+    /// file already holding its content may stay in place, with a fresh modification time.
     async fn put_contents(&self, groups: Vec<Vec<(StoragePath, Bytes)>>) -> Result<()> {
         for group in groups {
             let writes = group
@@ -110,9 +111,9 @@ pub trait Driver: Send + Sync + 'static {
         Ok(())
     }
 
-    /// `put_content` for state that is rebuilt when lost or never read back (an upload's hash
-    /// state, a tag's history entry): still atomic, but a backend may return before it is
-    /// durable.
+    /// `put_content` for state that is rebuilt when lost, worthless after a crash, or never
+    /// read back (an upload's hash state and start time, a tag's history entry): still atomic,
+    /// but a backend may return before it is durable.
     async fn put_scratch(&self, path: &StoragePath, content: Bytes) -> Result<()> {
         self.put_content(path, content).await
     }

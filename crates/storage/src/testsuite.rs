@@ -54,7 +54,8 @@ macro_rules! conformance_tests {
     (@cases $mode:ident $make:expr) => {
         $crate::conformance_tests!(@$mode $make;
             root_exists, valid_paths_round_trip, root_is_not_a_file, content_round_trip,
-            streamed_round_trip, put_content_replaces_atomically, large_streamed_write,
+            streamed_round_trip, put_content_replaces_atomically, put_contents_writes_every_group,
+            large_streamed_write,
             writer_truncates, writer_resume_small_chunks, writer_resume_large_chunks,
             writer_append_creates_missing_file, cancel_removes_file, reader_offsets,
             reader_past_end_is_invalid_offset, stat_file_and_directory,

@@ -265,46 +265,20 @@ impl Driver for FilesystemDriver {
     }
 
     async fn put_contents(&self, groups: Vec<Vec<(StoragePath, Bytes)>>) -> Result<()> {
-        // Every file's bytes are written and synced at once, on as many threads, so their
-        // syncs overlap; then the groups are renamed into place in order, each group's
-        // directories synced before the next group is renamed.
-        let mut staging = Vec::new();
-        for (path, content) in groups.iter().flatten() {
-            reject_root(path)?;
-            let (full, content) = (self.full_path(path), content.clone());
-            staging.push(async move {
-                let staged = self.run(move || stage_temp(&full, &content, true)).await;
-                staged.map_err(|e| Error::io(NAME, path, e))
-            });
-        }
-        let staged = futures::future::join_all(staging).await;
-        let temps: Vec<PathBuf> = staged.iter().flatten().cloned().collect();
-        if let Some(failed) = staged.into_iter().find_map(std::result::Result::err) {
-            self.run(move || remove_temps(&temps)).await.ok();
-            return Err(failed);
-        }
-        // All groups are published in one trip to the blocking pool: they go one after the
-        // other anyway, and each extra trip is a thread hop between two syncs.
-        let mut left = temps.into_iter();
-        let moves: Vec<Vec<(PathBuf, PathBuf)>> = groups
-            .iter()
-            .map(|group| {
-                let temps = left.by_ref().take(group.len());
-                group
-                    .iter()
-                    .zip(temps)
-                    .map(|((path, _), tmp)| (tmp, self.full_path(path)))
-                    .collect()
-            })
-            .collect();
-        match self.run(move || Ok(publish_groups(&moves))).await {
-            Ok(None) => Ok(()),
-            Ok(Some((failed, e))) => {
-                let first = groups[failed]
-                    .first()
-                    .map_or_else(StoragePath::root, |(p, _)| p.clone());
-                Err(Error::io(NAME, &first, e))
+        // One trip to the blocking pool for all groups: they go one after the other anyway,
+        // and each extra trip is a thread hop between two syncs.
+        let mut files = Vec::with_capacity(groups.len());
+        for group in &groups {
+            let mut full = Vec::with_capacity(group.len());
+            for (path, content) in group {
+                reject_root(path)?;
+                full.push((self.full_path(path), content.clone()));
             }
+            files.push(full);
+        }
+        match self.run(move || Ok(put_in_order(&files))).await {
+            Ok(None) => Ok(()),
+            Ok(Some((g, i, e))) => Err(Error::io(NAME, &groups[g][i].0, e)),
             Err(e) => Err(Error::io(NAME, &StoragePath::root(), e)),
         }
     }
@@ -442,7 +416,7 @@ impl Driver for FilesystemDriver {
 mod publish;
 mod writer;
 
-use publish::{publish_groups, put_atomic, remove_temps, stage_temp};
+use publish::{put_atomic, put_in_order};
 use writer::{BufferPool, FilesystemWriter, FlushLocks, open_for_write};
 
 #[cfg(test)]

@@ -94,6 +94,53 @@ pub async fn put_content_replaces_atomically(d: &dyn Driver) {
     finish(d, &root).await;
 }
 
+/// `put_contents` leaves every group's files readable, keeps or replaces files put again (a
+/// shorter replacement leaves no tail), and leaves nothing else behind.
+pub async fn put_contents_writes_every_group(d: &dyn Driver) {
+    let root = scratch("groups");
+    let (data, link, referrer, tag) = (
+        at(&root, "blobs/data"),
+        at(&root, "revisions/link"),
+        at(&root, "referrers/link"),
+        at(&root, "tags/current/link"),
+    );
+    let long = Bytes::from(pattern(5, 0, 5_000));
+    let groups = |tag_content: &Bytes| {
+        vec![
+            vec![(data.clone(), long.clone())],
+            vec![
+                (link.clone(), Bytes::from_static(b"sha256:one")),
+                (referrer.clone(), Bytes::from_static(b"sha256:one")),
+            ],
+            vec![(tag.clone(), tag_content.clone())],
+        ]
+    };
+    let first = Bytes::from_static(b"sha256:first-and-longer");
+    d.put_contents(groups(&first)).await.unwrap();
+    // again: the same bytes everywhere but the tag, which moves to a shorter content
+    let second = Bytes::from_static(b"sha256:second");
+    d.put_contents(groups(&second)).await.unwrap();
+    assert!(d.get_content(&data).await.unwrap() == long);
+    for p in [&link, &referrer] {
+        assert_eq!(d.get_content(p).await.unwrap(), &b"sha256:one"[..], "{p}");
+    }
+    assert_eq!(
+        d.get_content(&tag).await.unwrap(),
+        second,
+        "no tail of the longer tag"
+    );
+    for p in [&data, &link, &referrer, &tag] {
+        let dir = p.parent().unwrap();
+        assert_eq!(
+            d.list(&dir).await.unwrap(),
+            vec![p.clone()],
+            "only {p} in {dir}"
+        );
+    }
+    d.put_contents(Vec::new()).await.unwrap();
+    finish(d, &root).await;
+}
+
 /// 64 MiB in odd-sized chunks streams in and back out exactly (distribution `TestWriteReadLargeStreams`).
 pub async fn large_streamed_write(d: &dyn Driver) {
     const LEN: u64 = 64 << 20;

@@ -147,20 +147,16 @@ impl Registry {
 
         // Three groups, each visible only once the one before is durable, so a crash leaves
         // data before any link to it and the revision link before the tag: first the bytes,
-        // then the revision link (with the referrer link), then the tag. The driver writes
-        // every file's bytes at once and keeps only the order of making them visible. The
-        // tag's history entry names the digest but makes nothing reachable and nothing reads
-        // it back, so it is written atomically but not synced: two device flushes fewer on
-        // every tagged push.
+        // then the revision link (with the referrer link), then the tag. The tag's history
+        // entry names the digest but makes nothing reachable and nothing reads it back, so it
+        // is written atomically but not synced: a device flush fewer on every tagged push.
         let gc_on = self.options.link_refresh.is_some();
         let link = |spec: PathSpec<'_>| (spec.path(), Bytes::from(digest.to_string()));
         let data = PathSpec::BlobData { digest: &digest }.path();
-        let mut first = Vec::new();
-        // with online GC on, existing bytes are rewritten too: a fresh modification time
-        // keeps the collector's last re-check from deleting data a new revision names
-        if gc_on || !self.exists(&data).await? {
-            first.push((data, bytes));
-        }
+        // Existing bytes are put again too: the driver keeps a file that holds them (after a
+        // crash it may hold less) and gives it a fresh modification time, which keeps online
+        // GC's last re-check from deleting data a new revision names.
+        let first = vec![(data, bytes)];
         let tag = match reference {
             Reference::Tag(tag) => Some(tag),
             Reference::Digest(_) => None,

@@ -92,8 +92,10 @@ impl Registry {
         self.check_writable()?;
         let id = UploadId::generate();
         let now = crate::rfc3339::seconds(SystemTime::now());
+        // Not synced: an upload's bytes are not durable before its commit either, so after a
+        // crash the client starts over whether or not this file survived.
         self.driver
-            .put_content(
+            .put_scratch(
                 &PathSpec::UploadStartedAt { repo, id: &id }.path(),
                 now.into(),
             )

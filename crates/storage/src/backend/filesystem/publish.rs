@@ -1,98 +1,100 @@
-//! Small files made visible atomically: a synced temp file renamed over its target, then the
-//! directory synced; and groups of them published in order, each durable before the next.
+//! Small files made visible atomically, and durably when asked. The bytes go to a temp file
+//! beside the target, so a reader never sees part of them. A new target becomes a hard link to
+//! that file, and one sync of the file then makes its bytes and its new directory entries
+//! durable: Linux's local filesystems make a new entry durable with the file's own sync (ext4
+//! without a journal syncs a new file's new parent directories, journaling filesystems commit
+//! the entry with the inode). A target already holding the bytes is touched and synced; any
+//! other is replaced by a rename, with a sync before and one of the directory after: two
+//! device flushes where the other cases take one.
 
 use super::*;
 
-/// Writes a sibling temp file, fsyncs it and renames it over the target, so a reader sees the
-/// old or the new content and a crash leaves one of them, then fsyncs the directory entry.
-/// Without `durable`, the same steps minus both syncs.
+/// Writes `content` at `full` so a reader sees the old or the new content, never a mix, and a
+/// crash leaves one of them. With `durable`, it is durable on return, and a file already
+/// holding `content` is kept with a fresh modification time.
 pub(super) fn put_atomic(full: &Path, content: &[u8], durable: bool) -> io::Result<()> {
-    let tmp = stage_temp(full, content, durable)?;
-    if let Err(e) = fs::rename(&tmp, full) {
-        let _ = fs::remove_file(&tmp);
-        return Err(e);
-    }
-    match full.parent() {
-        Some(dir) if durable => sync_dir(dir),
-        _ => Ok(()),
-    }
-}
-
-/// The first half of `put_atomic`: a temp file beside `full` (synced when `durable`), returned
-/// for renaming.
-pub(super) fn stage_temp(full: &Path, content: &[u8], durable: bool) -> io::Result<PathBuf> {
     let dir = full.parent().ok_or_else(|| io::Error::other("no parent"))?;
     fs::create_dir_all(dir)?;
     let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
-    let written = File::create_new(&tmp).and_then(|mut file| {
-        file.write_all(content)?;
-        if durable { file.sync_all() } else { Ok(()) }
+    let mut file = File::create_new(&tmp)?;
+    let placed = file.write_all(content).and_then(|()| match durable {
+        true => place_durably(&tmp, &file, full, dir, content),
+        false => fs::rename(&tmp, full),
     });
-    match written {
-        Ok(()) => Ok(tmp),
-        Err(e) => {
-            let _ = fs::remove_file(&tmp);
-            Err(e)
-        }
+    if placed.is_err() {
+        let _ = fs::remove_file(&tmp);
     }
+    placed
 }
 
-/// Publishes staged temp files group by group, each group's entries durable before the next
-/// group is renamed. On failure, the temp files not yet renamed are removed, and the index of
-/// the failed group comes back with its error.
-pub(super) fn publish_groups(groups: &[Vec<(PathBuf, PathBuf)>]) -> Option<(usize, io::Error)> {
-    for (i, group) in groups.iter().enumerate() {
-        if let Err(e) = publish_temps(group) {
-            let later = groups[i + 1..].iter().flatten().map(|(t, _)| t);
-            let _ = remove_temps(later);
-            return Some((i, e));
+/// The durable end of `put_atomic`, for a written, unsynced temp file.
+fn place_durably(
+    tmp: &Path,
+    file: &File,
+    full: &Path,
+    dir: &Path,
+    content: &[u8],
+) -> io::Result<()> {
+    match fs::hard_link(tmp, full) {
+        Ok(()) => {
+            // the temp name goes first, so the sync writes the directory in its final state
+            let _ = fs::remove_file(tmp);
+            return file.sync_all();
+        }
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            if let Some(existing) = holding(full, content) {
+                fs::remove_file(tmp)?;
+                existing.set_modified(SystemTime::now())?;
+                return existing.sync_all();
+            }
+        }
+        // a filesystem without hard links: the rename does the same in two flushes
+        Err(_) => {}
+    }
+    file.sync_all()?;
+    fs::rename(tmp, full)?;
+    sync_dir(dir)
+}
+
+/// The file at `full`, open for writing, when it holds exactly `content` (a crash between a
+/// link and its sync can leave a new file's name without its bytes: such a file is replaced).
+fn holding(full: &Path, content: &[u8]) -> Option<File> {
+    let file = OpenOptions::new().read(true).write(true).open(full).ok()?;
+    let mut have = Vec::with_capacity(content.len() + 1);
+    (&file)
+        .take(content.len() as u64 + 1)
+        .read_to_end(&mut have)
+        .ok()?;
+    (have == content).then_some(file)
+}
+
+/// Puts groups of files durably, in order: a group's files at once (their syncs overlap), and
+/// the next group only once all of them are durable. On failure, the indexes of the group and
+/// the file that failed, with the error; later groups are not written.
+pub(super) fn put_in_order(groups: &[Vec<(PathBuf, Bytes)>]) -> Option<(usize, usize, io::Error)> {
+    for (g, group) in groups.iter().enumerate() {
+        let failed = match group.as_slice() {
+            [(full, content)] => put_atomic(full, content, true).err().map(|e| (0, e)),
+            _ => std::thread::scope(|s| {
+                let each: Vec<_> = group
+                    .iter()
+                    .map(|(full, content)| s.spawn(move || put_atomic(full, content, true)))
+                    .collect();
+                // every thread is joined before the first error is picked
+                let results: Vec<_> = each
+                    .into_iter()
+                    .map(|h| {
+                        h.join()
+                            .unwrap_or_else(|_| Err(io::Error::other("file write panicked")))
+                    })
+                    .collect();
+                let mut failures = results.into_iter().enumerate();
+                failures.find_map(|(i, r)| r.err().map(|e| (i, e)))
+            }),
+        };
+        if let Some((i, e)) = failed {
+            return Some((g, i, e));
         }
     }
     None
-}
-
-/// The second half: renames staged temp files over their targets, then syncs their
-/// directories (at once, when there are several), so the entries are durable when it returns.
-/// Temp files it did not rename are removed.
-fn publish_temps(moves: &[(PathBuf, PathBuf)]) -> io::Result<()> {
-    let mut dirs: Vec<&Path> = Vec::new();
-    for (i, (tmp, full)) in moves.iter().enumerate() {
-        if let Err(e) = fs::rename(tmp, full) {
-            let _ = remove_temps(moves[i..].iter().map(|(t, _)| t));
-            return Err(e);
-        }
-        if let Some(dir) = full.parent()
-            && !dirs.contains(&dir)
-        {
-            dirs.push(dir);
-        }
-    }
-    sync_dirs(&dirs)
-}
-
-/// Syncs several directories at once: each sync waits on the disk, so side by side they
-/// cost about one.
-fn sync_dirs(dirs: &[&Path]) -> io::Result<()> {
-    let Some((first, rest)) = dirs.split_first() else {
-        return Ok(());
-    };
-    std::thread::scope(|s| {
-        let others: Vec<_> = rest.iter().map(|d| s.spawn(move || sync_dir(d))).collect();
-        let mut result = sync_dir(first);
-        for other in others {
-            let synced = other
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("directory sync panicked")));
-            result = result.and(synced);
-        }
-        result
-    })
-}
-
-/// Best-effort removal of temp files left by a failed multi-file write (never fails).
-pub(super) fn remove_temps<'a>(temps: impl IntoIterator<Item = &'a PathBuf>) -> io::Result<()> {
-    for tmp in temps {
-        let _ = fs::remove_file(tmp);
-    }
-    Ok(())
 }

@@ -263,3 +263,77 @@ async fn new_creates_missing_root() {
     assert_eq!(d.limit.available_permits(), MIN_THREADS as usize);
     assert!(d.list(&StoragePath::root()).await.unwrap().is_empty());
 }
+
+/// Inode number and link count of a file.
+fn inode(full: &Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(full).unwrap();
+    (meta.ino(), meta.nlink())
+}
+
+#[tokio::test]
+async fn a_durable_put_links_new_files_keeps_equal_ones_and_replaces_the_rest() {
+    let (d, _dir) = fixture().await;
+    let p = path("/repo/_manifests/revisions/sha256/ab/link");
+    let full = d.full_path(&p);
+    let content = Bytes::from_static(b"sha256:abababab");
+
+    // new: the temp file's inode becomes the target, its temp name gone
+    d.put_content(&p, content.clone()).await.unwrap();
+    let (ino, links) = inode(&full);
+    assert_eq!(links, 1, "the temp name is removed once linked");
+    let names: Vec<_> = fs::read_dir(full.parent().unwrap()).unwrap().collect();
+    assert_eq!(names.len(), 1, "only the target in its directory");
+
+    // equal: the same file is kept, its modification time refreshed
+    let old = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    File::options()
+        .write(true)
+        .open(&full)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+    d.put_contents(vec![vec![(p.clone(), content.clone())]])
+        .await
+        .unwrap();
+    assert_eq!(inode(&full).0, ino, "a file holding the content is kept");
+    assert!(
+        fs::metadata(&full).unwrap().modified().unwrap() > old,
+        "fresh mtime"
+    );
+
+    // torn, as a crash between link and sync can leave it: replaced whole
+    fs::write(&full, &content[..7]).unwrap();
+    d.put_content(&p, content.clone()).await.unwrap();
+    assert_eq!(fs::read(&full).unwrap(), content);
+    assert_ne!(inode(&full).0, ino, "a file holding less is replaced");
+
+    // different and shorter: replaced, no tail
+    d.put_content(&p, Bytes::from_static(b"sha256:cd"))
+        .await
+        .unwrap();
+    assert_eq!(fs::read(&full).unwrap(), b"sha256:cd");
+    let names: Vec<_> = fs::read_dir(full.parent().unwrap()).unwrap().collect();
+    assert_eq!(names.len(), 1, "no temp file left behind");
+}
+
+#[tokio::test]
+async fn a_failed_group_stops_the_groups_after_it() {
+    let (d, _dir) = fixture().await;
+    // a directory where the second group's file should go makes that group fail
+    fs::create_dir_all(d.full_path(&path("/b/link"))).unwrap();
+    let groups = vec![
+        vec![(path("/a/data"), Bytes::from_static(b"bytes"))],
+        vec![(path("/b/link"), Bytes::from_static(b"link"))],
+        vec![(path("/c/tag"), Bytes::from_static(b"tag"))],
+    ];
+    let err = d.put_contents(groups).await.unwrap_err();
+    assert!(err.to_string().contains("directory"), "{err}");
+    assert_eq!(fs::read(d.full_path(&path("/a/data"))).unwrap(), b"bytes");
+    assert!(
+        !d.full_path(&path("/c")).exists(),
+        "nothing of a later group"
+    );
+    let left: Vec<_> = fs::read_dir(d.full_path(&path("/b"))).unwrap().collect();
+    assert_eq!(left.len(), 1, "only the directory in the way, no temp file");
+}
