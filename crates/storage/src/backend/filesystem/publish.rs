@@ -17,9 +17,12 @@ pub(super) fn put_atomic(full: &Path, content: &[u8], durable: bool) -> io::Resu
     fs::create_dir_all(dir)?;
     let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
     let mut file = File::create_new(&tmp)?;
-    let placed = file.write_all(content).and_then(|()| match durable {
-        true => place_durably(&tmp, &file, full, dir, content),
-        false => fs::rename(&tmp, full),
+    let placed = file.write_all(content).and_then(|()| {
+        if durable {
+            place_durably(&tmp, &file, full, dir, content)
+        } else {
+            fs::rename(&tmp, full)
+        }
     });
     if placed.is_err() {
         let _ = fs::remove_file(&tmp);
