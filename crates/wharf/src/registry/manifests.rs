@@ -153,8 +153,8 @@ impl Registry {
         let gc_on = self.options.link_refresh.is_some();
         let link = |spec: PathSpec<'_>| (spec.path(), Bytes::from(digest.to_string()));
         let data = PathSpec::BlobData { digest: &digest }.path();
-        // Existing bytes are put again too: the driver keeps a file that holds them (after a
-        // crash it may hold less) and gives it a fresh modification time, which keeps online
+        // Existing bytes are put again too (after a crash the file may hold less): a driver
+        // may keep a file that holds them, with a fresh modification time, which keeps online
         // GC's last re-check from deleting data a new revision names.
         let first = vec![(data, bytes)];
         let tag = match reference {

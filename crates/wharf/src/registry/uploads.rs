@@ -191,25 +191,16 @@ impl Registry {
             new_size = w.size();
             // Keep what arrived even when the body broke off: the client resumes from there.
             // A chunk is only closed: the blob is made durable once, when it moves into place.
-            let finished = async {
-                if save_state {
-                    w.close().await
-                } else {
-                    w.commit().await
-                }
-            };
-            // The state is stored while the last bytes land: a state for more bytes than the
-            // file holds (its writer failed) is passed over by `resume_hasher`.
-            let saved = async {
-                if save_state || failure.is_some() {
-                    self.save_hasher(repo, id, new_size, &hasher).await
-                } else {
-                    Ok(())
-                }
-            };
-            let (finished, saved) = futures::join!(finished, saved);
-            finished?;
-            saved?;
+            if save_state {
+                w.close().await?;
+            } else {
+                w.commit().await?;
+            }
+            // Only once the bytes are in the file: a state for bytes that never landed could
+            // later be paired with other bytes written at the same offsets.
+            if save_state || failure.is_some() {
+                self.save_hasher(repo, id, new_size, &hasher).await?;
+            }
         }
         match failure {
             Some(e) => Err(Error::Body(e)),
