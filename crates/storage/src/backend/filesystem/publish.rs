@@ -9,9 +9,10 @@
 
 use super::*;
 
-/// Writes `content` at `full` so a reader sees the old or the new content, never a mix, and a
-/// crash leaves one of them. With `durable`, it is durable on return, and a file already
-/// holding `content` is kept with a fresh modification time.
+/// Writes `content` at `full` so a reader sees the old or the new content, never a mix. With
+/// `durable`, it is durable on return, and a file already holding `content` is kept with a
+/// fresh modification time; a crash before the return leaves the old content, or for a new
+/// target possibly a file holding less, which the next durable put replaces.
 pub(super) fn put_atomic(full: &Path, content: &[u8], durable: bool) -> io::Result<()> {
     let dir = full.parent().ok_or_else(|| io::Error::other("no parent"))?;
     fs::create_dir_all(dir)?;
@@ -71,7 +72,7 @@ fn holding(full: &Path, content: &[u8]) -> Option<File> {
     (have == content).then_some(file)
 }
 
-/// Puts groups of files durably, in order: a group's files at once (their syncs overlap), and
+/// Puts groups of files durably, in order: a group's files at once (on as many threads), and
 /// the next group only once all of them are durable. On failure, the indexes of the group and
 /// the file that failed, with the error; later groups are not written.
 pub(super) fn put_in_order(groups: &[Vec<(PathBuf, Bytes)>]) -> Option<(usize, usize, io::Error)> {
