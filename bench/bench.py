@@ -608,26 +608,24 @@ class Bench:
     def manifest_puts(self):
         count = self.a.manifests
         row = Row(f"manifest PUT x{count} (new tag each, one connection)", "req/s")
-        self.images = {}
-        for s in self.servers.values():
-            self.images[s.name] = self.setup_image(s, "z/tags")
+        # A repository per repetition: the tags/list rows want exactly `count` tags in z/tags.
+        repos = ["z/tags"] + [f"z/tags-{rep}" for rep in range(1, self.a.reps)]
+        images = {(s.name, repo): self.setup_image(s, repo)
+                  for s in self.servers.values() for repo in repos}
+        self.images = {s.name: images[(s.name, "z/tags")] for s in self.servers.values()}
 
         def run(s, rep):
-            config, layer = self.images[s.name]
+            config, layer = images[(s.name, repos[rep])]
             cl = Client(s.host)
             bodies = [manifest_bytes(config, layer, rep * count + i) for i in range(count)]
             t0 = time.perf_counter()
             for i, body in enumerate(bodies):
-                put_manifest(cl, "z/tags", f"t{rep}-{i:05d}", body)
+                put_manifest(cl, repos[rep], f"t{rep}-{i:05d}", body)
             dt = time.perf_counter() - t0
             cl.close()
             return count / dt
 
-        reps, self.a.reps = self.a.reps, 1
-        try:
-            self.measure(row, run)
-        finally:
-            self.a.reps = reps
+        self.measure(row, run)
         self.tags = sorted(f"t0-{i:05d}" for i in range(count))
 
     def wrk_rows(self):
