@@ -287,27 +287,44 @@ def put_blob(cl, repo, data_or_file, size, digest):
     check(r.getheader("Docker-Content-Digest") == digest, f"upload answered wrong digest for {repo}")
 
 
+class FileSlice:
+    """The next `length` bytes of an open file, read as the request body is sent."""
+
+    def __init__(self, f, length):
+        self.f = f
+        self.left = length
+
+    def read(self, n=-1):
+        n = self.left if n < 0 else min(n, self.left)
+        data = self.f.read(n)
+        self.left -= len(data)
+        return data
+
+
 def put_chunked(cl, repo, path, size, chunk, digest):
+    """PATCHes of `chunk` bytes, each streamed from the file like the monolithic body, so
+    the two rows differ in the protocol only, not in how the client reads."""
     loc = start_upload(cl, repo)
     with open(path, "rb") as f:
         off = 0
         while off < size:
-            data = f.read(chunk)
-            end = off + len(data) - 1
+            length = min(chunk, size - off)
+            end = off + length - 1
             r, _ = cl.request(
                 "PATCH",
                 loc,
-                body=data,
+                body=FileSlice(f, length),
                 headers={
                     "Content-Type": "application/octet-stream",
                     "Content-Range": f"{off}-{end}",
-                    "Content-Length": str(len(data)),
+                    "Content-Length": str(length),
                 },
                 expect=(202,),
             )
             check(r.getheader("Range") == f"0-{end}", f"PATCH Range {r.getheader('Range')} != 0-{end}")
+            check(f.tell() == off + length, "chunked upload: the body was not sent whole")
             loc = location_path(r.getheader("Location"))
-            off += len(data)
+            off += length
     r, _ = cl.request(
         "PUT", with_query(loc, f"digest={digest}"), headers={"Content-Length": "0"}, expect=(201,)
     )
