@@ -56,6 +56,7 @@ pub struct FilesystemDriver {
     limit: Arc<Semaphore>,
     flushes: FlushLocks,
     buffers: Arc<BufferPool>,
+    reads: Reads,
 }
 
 impl FilesystemDriver {
@@ -69,10 +70,11 @@ impl FilesystemDriver {
             .unwrap_or(usize::MAX)
             .min(Semaphore::MAX_PERMITS);
         Ok(FilesystemDriver {
-            root,
             limit: Arc::new(Semaphore::new(permits)),
             flushes: FlushLocks::default(),
             buffers: BufferPool::new(POOLED_WRITE_BUFFERS),
+            reads: Reads::new(reads::is_local(&root), reads::SETTLE),
+            root,
         })
     }
 
@@ -204,28 +206,6 @@ fn open_at(full: &Path, offset: u64) -> io::Result<Option<File>> {
     Ok(Some(file))
 }
 
-/// Reads a whole file with `read` calls only: the files read whole are links and manifests,
-/// mostly under a kilobyte, and a hot manifest GET reads two of them. `File::read_to_end`
-/// would first ask for the size and the position (statx and lseek), two syscalls of six.
-fn read_small(full: &Path) -> io::Result<Vec<u8>> {
-    let mut file = File::open(full)?;
-    let mut buf = vec![0; 1024];
-    let mut len = 0;
-    loop {
-        if len == buf.len() {
-            buf.resize(len * 2, 0);
-        }
-        match file.read(&mut buf[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    buf.truncate(len);
-    Ok(buf)
-}
-
 /// Reads up to [`READ_CHUNK`] bytes; fewer only at the end of the file. `read_to_end` fills
 /// the spare capacity directly, so the buffer is never zeroed first.
 fn read_chunk(file: &mut File) -> io::Result<Vec<u8>> {
@@ -253,8 +233,8 @@ impl Driver for FilesystemDriver {
         reject_root(path)?;
         // Inline, not on the blocking pool: callers read links and manifests (at most a few
         // MiB), and on a local filesystem the read costs less than the hop to another thread.
-        let content = read_small(&self.full_path(path));
-        content.map(Bytes::from).map_err(|e| lookup_err(path, e))
+        let content = self.reads.read(&self.full_path(path));
+        content.map_err(|e| lookup_err(path, e))
     }
 
     async fn put_content(&self, path: &StoragePath, content: Bytes) -> Result<()> {
@@ -414,9 +394,11 @@ impl Driver for FilesystemDriver {
 }
 
 mod publish;
+mod reads;
 mod writer;
 
 use publish::{put_atomic, put_in_order};
+use reads::Reads;
 use writer::{BufferPool, FilesystemWriter, FlushLocks, open_for_write};
 
 #[cfg(test)]

@@ -420,3 +420,75 @@ async fn wharf_follows_the_spec_where_distribution_departs() {
     let resp = w.get(path).send().await.expect("wharf");
     oci::assert_error(resp, StatusCode::NOT_FOUND, "BLOB_UPLOAD_UNKNOWN").await;
 }
+
+/// The digest wharf serves for `repo:tag`, checked against the body it sends.
+async fn served_digest(client: &Client, repo: &str, tag: &str) -> String {
+    let resp = client
+        .manifest(Method::GET, repo, tag)
+        .send()
+        .await
+        .expect("GET");
+    let resp = oci::expect_status(resp, StatusCode::OK, "manifest GET").await;
+    let digest = header(&resp, "docker-content-digest").expect("digest header");
+    let body = resp.bytes().await.expect("body");
+    assert_eq!(
+        oci::sha256(&body),
+        digest,
+        "body and digest header disagree"
+    );
+    digest
+}
+
+/// wharf's filesystem driver keeps settled links in memory while a `stat` shows them unchanged;
+/// distribution moving a tag on the same root rewrites the link in place (same inode, same
+/// length), and wharf serves the new target on its next request.
+#[tokio::test]
+async fn a_tag_distribution_moves_on_the_shared_root_is_served_at_once() {
+    use std::os::unix::fs::MetadataExt;
+
+    let wharf = Wharf::start();
+    let Some(distribution) = Distribution::start_at(&wharf.root()) else {
+        return;
+    };
+    let (w, d) = (Client::new(&wharf.url()), Client::new(&distribution.url()));
+    let config =
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+    let layer = b"a layer both servers link".to_vec();
+    let manifest = |note: &str| {
+        serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": descriptor(OCI_CONFIG, config),
+            "layers": [descriptor(OCI_LAYER, &layer)],
+            "annotations": {"note": note},
+        }))
+        .expect("manifest")
+    };
+    let (first, second) = (manifest("first"), manifest("second"));
+    let repo = "shared/tag";
+    w.push_blob(repo, config).await;
+    w.push_blob(repo, &layer).await;
+    let pushed = w.push_manifest(repo, "moving", OCI_MANIFEST, &first).await;
+    oci::expect_status(pushed, StatusCode::CREATED, "first manifest").await;
+
+    // Once the link's ctime has settled, a read keeps it and the next one comes from memory.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    for _ in 0..3 {
+        assert_eq!(served_digest(&w, repo, "moving").await, oci::sha256(&first));
+    }
+    let link = wharf
+        .root()
+        .join("docker/registry/v2/repositories/shared/tag/_manifests/tags/moving/current/link");
+    let ino = std::fs::metadata(&link).expect("tag link").ino();
+    let moved = d.push_manifest(repo, "moving", OCI_MANIFEST, &second).await;
+    oci::expect_status(moved, StatusCode::CREATED, "second manifest").await;
+    assert_eq!(
+        std::fs::metadata(&link).expect("tag link").ino(),
+        ino,
+        "distribution rewrote the link in place"
+    );
+    assert_eq!(
+        served_digest(&w, repo, "moving").await,
+        oci::sha256(&second)
+    );
+}
