@@ -10,8 +10,9 @@
 
 use super::*;
 use std::os::unix::fs::MetadataExt;
-use std::sync::Mutex;
+#[cfg(test)]
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// Largest file kept: a link is 71 bytes (sha256) or 135 (sha512).
@@ -75,8 +76,11 @@ struct Kept {
 #[derive(Debug)]
 pub(super) struct Reads {
     /// `None` where a `stat` cannot be trusted to show a change.
-    kept: Option<Mutex<HashMap<PathBuf, Kept>>>,
+    kept: Option<RwLock<HashMap<PathBuf, Kept>>>,
     settle: Duration,
+    /// Reads served from memory (tests look; not counted in other builds, one contended
+    /// counter fewer on the hot path).
+    #[cfg(test)]
     hits: AtomicU64,
 }
 
@@ -84,8 +88,9 @@ impl Reads {
     /// A reader keeping small files when `trust_stat`, once their ctime is `settle` old.
     pub(super) fn new(trust_stat: bool, settle: Duration) -> Self {
         Reads {
-            kept: trust_stat.then(Mutex::default),
+            kept: trust_stat.then(RwLock::default),
             settle,
+            #[cfg(test)]
             hits: AtomicU64::new(0),
         }
     }
@@ -101,49 +106,59 @@ impl Reads {
         let Some(kept) = &self.kept else {
             return read_small(&mut File::open(full)?).map(Bytes::from);
         };
-        let lock = || {
-            kept.lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        };
         // Only paths kept before pay for the `stat`: everything else goes straight to the read.
-        let known = lock().get(full).map(|k| k.stamp.clone());
-        if let Some(known) = known
-            && let Ok(meta) = fs::metadata(full)
-            && Stamp::of(&meta) == known
-            && let Some(k) = lock().get(full).filter(|k| k.stamp == known)
+        let known = read_lock(kept)
+            .get(full)
+            .map(|k| (k.stamp.clone(), k.bytes.clone()));
+        if let Some((stamp, bytes)) = &known
+            && fs::metadata(full).is_ok_and(|meta| Stamp::of(&meta) == *stamp)
         {
+            #[cfg(test)]
             self.hits.fetch_add(1, Ordering::Relaxed);
-            return Ok(k.bytes.clone());
+            return Ok(bytes.clone());
         }
-        let mut file = match File::open(full) {
-            Ok(file) => file,
-            Err(e) => {
-                lock().remove(full);
-                return Err(e);
+        let read = read_stamped(full);
+        let keep = match &read {
+            Ok((stamp, bytes)) => {
+                stamp.size <= MAX_KEPT_SIZE
+                    && bytes.len() as u64 == stamp.size
+                    && stamp.settled(self.settle)
             }
+            Err(_) => false,
         };
-        // The stamp comes from the open file, before its bytes: a change after this point
-        // moves the ctime on, so a stamp is never paired with bytes older than it.
-        let stamp = Stamp::of(&file.metadata()?);
-        let bytes = Bytes::from(read_small(&mut file)?);
-        let mut kept = lock();
-        if stamp.size <= MAX_KEPT_SIZE
-            && bytes.len() as u64 == stamp.size
-            && stamp.settled(self.settle)
-        {
-            if kept.len() >= MAX_KEPT {
-                kept.clear();
+        if keep || known.is_some() {
+            let mut kept = kept.write().unwrap_or_else(PoisonError::into_inner);
+            match &read {
+                Ok((stamp, bytes)) if keep => {
+                    if kept.len() >= MAX_KEPT && !kept.contains_key(full) {
+                        kept.clear();
+                    }
+                    let entry = Kept {
+                        stamp: stamp.clone(),
+                        bytes: bytes.clone(),
+                    };
+                    kept.insert(full.to_path_buf(), entry);
+                }
+                _ => {
+                    kept.remove(full);
+                }
             }
-            let entry = Kept {
-                stamp,
-                bytes: bytes.clone(),
-            };
-            kept.insert(full.to_path_buf(), entry);
-        } else {
-            kept.remove(full);
         }
-        Ok(bytes)
+        read.map(|(_, bytes)| bytes)
     }
+}
+
+fn read_lock(kept: &RwLock<HashMap<PathBuf, Kept>>) -> RwLockReadGuard<'_, HashMap<PathBuf, Kept>> {
+    kept.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A file's bytes with the stamp of the very file read. The stamp is taken from the open file
+/// before its bytes: a change after that moves the ctime on, so a stamp is never paired with
+/// bytes older than it.
+fn read_stamped(full: &Path) -> io::Result<(Stamp, Bytes)> {
+    let mut file = File::open(full)?;
+    let stamp = Stamp::of(&file.metadata()?);
+    Ok((stamp, Bytes::from(read_small(&mut file)?)))
 }
 
 /// Reads a whole file with `read` calls only: the files read whole are links and manifests,
