@@ -73,7 +73,7 @@ impl FilesystemDriver {
             limit: Arc::new(Semaphore::new(permits)),
             flushes: FlushLocks::default(),
             buffers: BufferPool::new(POOLED_WRITE_BUFFERS),
-            reads: Reads::new(reads::is_local(&root), reads::SETTLE),
+            reads: Reads::new(&root, reads::SETTLE),
             root,
         })
     }

@@ -77,6 +77,8 @@ struct Kept {
 pub(super) struct Reads {
     /// `None` where a `stat` cannot be trusted to show a change.
     kept: Option<RwLock<HashMap<PathBuf, Kept>>>,
+    /// The root's device: files elsewhere are never kept.
+    device: u64,
     settle: Duration,
     /// Reads served from memory (tests look; not counted in other builds, one contended
     /// counter fewer on the hot path).
@@ -85,10 +87,22 @@ pub(super) struct Reads {
 }
 
 impl Reads {
-    /// A reader keeping small files when `trust_stat`, once their ctime is `settle` old.
-    pub(super) fn new(trust_stat: bool, settle: Duration) -> Self {
+    /// A reader for the tree at `root`, keeping small files once their ctime is `settle` old
+    /// when `root` lies on a local filesystem.
+    pub(super) fn new(root: &Path, settle: Duration) -> Self {
+        let device = is_local(root)
+            .then(|| fs::metadata(root).ok())
+            .flatten()
+            .map(|meta| meta.dev());
+        Self::on_device(device, settle)
+    }
+
+    /// A reader keeping only files on `device` (none when `None`): a filesystem mounted below
+    /// the root, an NFS share say, is another device and is read every time.
+    fn on_device(device: Option<u64>, settle: Duration) -> Self {
         Reads {
-            kept: trust_stat.then(RwLock::default),
+            kept: device.map(|_| RwLock::default()),
+            device: device.unwrap_or_default(),
             settle,
             #[cfg(test)]
             hits: AtomicU64::new(0),
@@ -120,7 +134,8 @@ impl Reads {
         let read = read_stamped(full);
         let keep = match &read {
             Ok((stamp, bytes)) => {
-                stamp.size <= MAX_KEPT_SIZE
+                stamp.dev == self.device
+                    && stamp.size <= MAX_KEPT_SIZE
                     && bytes.len() as u64 == stamp.size
                     && stamp.settled(self.settle)
             }
@@ -190,11 +205,16 @@ mod tests {
         dir.join("link")
     }
 
+    /// A reader trusting the device `dir` lies on, whatever filesystem that is.
+    fn trusting(dir: &Path, settle: Duration) -> Reads {
+        Reads::on_device(Some(fs::metadata(dir).unwrap().dev()), settle)
+    }
+
     #[test]
     fn a_kept_file_is_served_from_memory_until_any_change() {
         let dir = tempfile::tempdir().unwrap();
         let f = link(dir.path());
-        let reads = Reads::new(true, Duration::ZERO);
+        let reads = trusting(dir.path(), Duration::ZERO);
         fs::write(&f, "sha256:aaaa").unwrap();
         assert_eq!(reads.read(&f).unwrap(), "sha256:aaaa");
         assert_eq!(reads.hits(), 0);
@@ -230,7 +250,7 @@ mod tests {
     fn a_file_changed_within_the_settle_time_is_read_from_disk() {
         let dir = tempfile::tempdir().unwrap();
         let f = link(dir.path());
-        let reads = Reads::new(true, SETTLE);
+        let reads = trusting(dir.path(), SETTLE);
         fs::write(&f, "sha256:aaaa").unwrap();
         for _ in 0..3 {
             assert_eq!(reads.read(&f).unwrap(), "sha256:aaaa");
@@ -247,17 +267,41 @@ mod tests {
         let f = link(dir.path());
         fs::write(&f, "sha256:aaaa").unwrap();
 
-        let reads = Reads::new(true, Duration::ZERO);
+        let reads = trusting(dir.path(), Duration::ZERO);
         for _ in 0..3 {
             assert_eq!(reads.read(&big).unwrap(), body);
         }
         assert_eq!(reads.hits(), 0);
 
-        let untrusted = Reads::new(false, Duration::ZERO);
+        let untrusted = Reads::on_device(None, Duration::ZERO);
         for _ in 0..3 {
             assert_eq!(untrusted.read(&f).unwrap(), "sha256:aaaa");
         }
         assert_eq!(untrusted.hits(), 0);
+    }
+
+    #[test]
+    fn files_on_another_device_than_the_root_are_read_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir_in("/dev/shm").unwrap();
+        let f = link(elsewhere.path());
+        fs::write(&f, "sha256:aaaa").unwrap();
+        let (root_dev, file_dev) = (
+            fs::metadata(dir.path()).unwrap().dev(),
+            fs::metadata(&f).unwrap().dev(),
+        );
+        assert_ne!(root_dev, file_dev, "the temp dir is on /dev/shm's device");
+        let reads = trusting(dir.path(), Duration::ZERO);
+        for _ in 0..3 {
+            assert_eq!(reads.read(&f).unwrap(), "sha256:aaaa");
+        }
+        assert_eq!(reads.hits(), 0);
+        // the same file read by a reader trusting its own device is kept
+        let local = trusting(elsewhere.path(), Duration::ZERO);
+        for _ in 0..3 {
+            assert_eq!(local.read(&f).unwrap(), "sha256:aaaa");
+        }
+        assert_eq!(local.hits(), 2);
     }
 
     #[test]
