@@ -72,13 +72,18 @@ struct Kept {
     bytes: Bytes,
 }
 
+/// The kept files, all on one device: the root's (files elsewhere are never kept).
+#[derive(Debug)]
+struct Memory {
+    device: u64,
+    files: RwLock<HashMap<PathBuf, Kept>>,
+}
+
 /// The driver's whole-file reader and its memory of small settled files.
 #[derive(Debug)]
 pub(super) struct Reads {
     /// `None` where a `stat` cannot be trusted to show a change.
-    kept: Option<RwLock<HashMap<PathBuf, Kept>>>,
-    /// The root's device: files elsewhere are never kept.
-    device: u64,
+    kept: Option<Memory>,
     settle: Duration,
     /// Reads served from memory (tests look; not counted in other builds, one contended
     /// counter fewer on the hot path).
@@ -101,8 +106,10 @@ impl Reads {
     /// the root, an NFS share say, is another device and is read every time.
     fn on_device(device: Option<u64>, settle: Duration) -> Self {
         Reads {
-            kept: device.map(|_| RwLock::default()),
-            device: device.unwrap_or_default(),
+            kept: device.map(|device| Memory {
+                device,
+                files: RwLock::default(),
+            }),
             settle,
             #[cfg(test)]
             hits: AtomicU64::new(0),
@@ -117,7 +124,11 @@ impl Reads {
 
     /// The bytes of the file at `full`.
     pub(super) fn read(&self, full: &Path) -> io::Result<Bytes> {
-        let Some(kept) = &self.kept else {
+        let Some(Memory {
+            device,
+            files: kept,
+        }) = &self.kept
+        else {
             return read_small(&mut File::open(full)?).map(Bytes::from);
         };
         // Only paths kept before pay for the `stat`: everything else goes straight to the read.
@@ -134,7 +145,7 @@ impl Reads {
         let read = read_stamped(full);
         let keep = match &read {
             Ok((stamp, bytes)) => {
-                stamp.dev == self.device
+                stamp.dev == *device
                     && stamp.size <= MAX_KEPT_SIZE
                     && bytes.len() as u64 == stamp.size
                     && stamp.settled(self.settle)
@@ -205,6 +216,15 @@ mod tests {
         dir.join("link")
     }
 
+    /// Reads `f` three times, each answering `want`, and says how many came from memory.
+    fn hits_over_three_reads(reads: &Reads, f: &Path, want: &[u8]) -> u64 {
+        let before = reads.hits();
+        for _ in 0..3 {
+            assert_eq!(reads.read(f).unwrap(), want);
+        }
+        reads.hits() - before
+    }
+
     /// A reader trusting the device `dir` lies on, whatever filesystem that is.
     fn trusting(dir: &Path, settle: Duration) -> Reads {
         Reads::on_device(Some(fs::metadata(dir).unwrap().dev()), settle)
@@ -252,10 +272,7 @@ mod tests {
         let f = link(dir.path());
         let reads = trusting(dir.path(), SETTLE);
         fs::write(&f, "sha256:aaaa").unwrap();
-        for _ in 0..3 {
-            assert_eq!(reads.read(&f).unwrap(), "sha256:aaaa");
-        }
-        assert_eq!(reads.hits(), 0);
+        assert_eq!(hits_over_three_reads(&reads, &f, b"sha256:aaaa"), 0);
     }
 
     #[test]
@@ -268,16 +285,10 @@ mod tests {
         fs::write(&f, "sha256:aaaa").unwrap();
 
         let reads = trusting(dir.path(), Duration::ZERO);
-        for _ in 0..3 {
-            assert_eq!(reads.read(&big).unwrap(), body);
-        }
-        assert_eq!(reads.hits(), 0);
+        assert_eq!(hits_over_three_reads(&reads, &big, &body), 0);
 
         let untrusted = Reads::on_device(None, Duration::ZERO);
-        for _ in 0..3 {
-            assert_eq!(untrusted.read(&f).unwrap(), "sha256:aaaa");
-        }
-        assert_eq!(untrusted.hits(), 0);
+        assert_eq!(hits_over_three_reads(&untrusted, &f, b"sha256:aaaa"), 0);
     }
 
     #[test]
@@ -292,16 +303,10 @@ mod tests {
         );
         assert_ne!(root_dev, file_dev, "the temp dir is on /dev/shm's device");
         let reads = trusting(dir.path(), Duration::ZERO);
-        for _ in 0..3 {
-            assert_eq!(reads.read(&f).unwrap(), "sha256:aaaa");
-        }
-        assert_eq!(reads.hits(), 0);
+        assert_eq!(hits_over_three_reads(&reads, &f, b"sha256:aaaa"), 0);
         // the same file read by a reader trusting its own device is kept
         let local = trusting(elsewhere.path(), Duration::ZERO);
-        for _ in 0..3 {
-            assert_eq!(local.read(&f).unwrap(), "sha256:aaaa");
-        }
-        assert_eq!(local.hits(), 2);
+        assert_eq!(hits_over_three_reads(&local, &f, b"sha256:aaaa"), 2);
     }
 
     #[test]
