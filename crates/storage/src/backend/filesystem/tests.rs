@@ -250,6 +250,27 @@ async fn writers_beyond_the_pool_use_small_buffers_and_pooled_ones_come_back() {
     w.commit().await.unwrap();
 }
 
+/// A writer the pool has nothing for writes through one small buffer, not two: each flush
+/// lands before the same memory is refilled, across many flushes and chunk sizes that do not
+/// line up with the buffer, and the file still gets every byte.
+#[tokio::test]
+async fn a_writer_beyond_the_pool_refills_one_small_buffer() {
+    let (mut d, _dir) = fixture().await;
+    d.buffers = BufferPool::new(0);
+    let p = path("/_uploads/small/data");
+    let bytes: Vec<u8> = (0..SMALL_WRITE_BUFFER * 5 + 777)
+        .map(|i| (i * 17 % 251) as u8)
+        .collect();
+    let mut w = Box::new(open_writer(&d, &p, false, false).await);
+    for (i, part) in bytes.chunks(40_001).enumerate() {
+        w.write(Bytes::copy_from_slice(part)).await.unwrap();
+        assert_eq!(w.held_buffers(), 1, "buffers held after chunk {i}");
+    }
+    assert_eq!(w.pooled_buffers().await, 0);
+    w.commit().await.unwrap();
+    assert!(fs::read(d.full_path(&p)).unwrap() == bytes, "wrong bytes");
+}
+
 #[tokio::test]
 async fn new_creates_missing_root() {
     let dir = tempfile::tempdir().unwrap();
