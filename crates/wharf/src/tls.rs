@@ -241,11 +241,10 @@ pub async fn serve(
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let builder = crate::server::connection_builder();
     crate::server::accept_loop(listener, shutdown, move |tcp, peer, watcher| {
         let acceptor = acceptor.clone();
         let app = app.clone();
-        let builder = builder.clone();
+        let builder = crate::server::connection_builder();
         async move {
             let Some(stream) = handshake(tcp, &acceptor).await else {
                 tracing::debug!(%peer, "TLS handshake failed");

@@ -16,6 +16,7 @@ mod auth;
 mod azure;
 mod clients;
 mod compat;
+mod connections;
 mod crash;
 mod gc;
 mod gc_online;
