@@ -42,6 +42,10 @@ const POOLED_WRITE_BUFFERS: usize = 4;
 /// A writer's buffer while the pool has none to lend: still whole blocks for O_DIRECT, a
 /// flush per 64 KiB instead of per MiB.
 const SMALL_WRITE_BUFFER: usize = 64 * 1024;
+/// Small buffers out before a writer beyond the pool makes one instead of two, refilled once
+/// its flush lands: 32 uploads at once still double-buffer (4 MiB in all), and hundreds do not
+/// hold twice the memory for no gain in speed.
+const ROOMY_SMALL_BUFFERS: usize = 64;
 /// Where O_DIRECT is refused: bytes a writer lets pile up in the page cache before it starts
 /// their writeback in the background, so a large upload's closing fsync finds little left to
 /// do. Durability still comes from the fsync at commit.
@@ -72,7 +76,7 @@ impl FilesystemDriver {
         Ok(FilesystemDriver {
             limit: Arc::new(Semaphore::new(permits)),
             flushes: FlushLocks::default(),
-            buffers: BufferPool::new(POOLED_WRITE_BUFFERS),
+            buffers: BufferPool::new(POOLED_WRITE_BUFFERS, ROOMY_SMALL_BUFFERS),
             reads: Reads::new(&root, reads::SETTLE),
             root,
         })

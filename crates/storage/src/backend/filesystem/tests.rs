@@ -211,7 +211,7 @@ async fn writer_through_the_page_cache_resumes_alike_and_mixes_with_direct_sessi
 #[tokio::test]
 async fn writers_beyond_the_pool_use_small_buffers_and_pooled_ones_come_back() {
     let (mut d, _dir) = fixture().await;
-    d.buffers = BufferPool::new(3);
+    d.buffers = BufferPool::new(3, 64);
     let bytes: Vec<u8> = (0..WRITE_BUFFER * 3 + 1234)
         .map(|i| (i * 13 % 251) as u8)
         .collect();
@@ -250,25 +250,37 @@ async fn writers_beyond_the_pool_use_small_buffers_and_pooled_ones_come_back() {
     w.commit().await.unwrap();
 }
 
-/// A writer the pool has nothing for writes through one small buffer, not two: each flush
-/// lands before the same memory is refilled, across many flushes and chunk sizes that do not
-/// line up with the buffer, and the file still gets every byte.
+/// Writers the pool has nothing for double-buffer small buffers while few are out; once
+/// `roomy` are, a new writer keeps one and refills it after each flush lands. Across many
+/// flushes and chunks that do not line up with the buffer, both files get every byte.
 #[tokio::test]
-async fn a_writer_beyond_the_pool_refills_one_small_buffer() {
+async fn writers_beyond_the_pool_keep_one_small_buffer_once_many_are_out() {
     let (mut d, _dir) = fixture().await;
-    d.buffers = BufferPool::new(0);
-    let p = path("/_uploads/small/data");
+    d.buffers = BufferPool::new(0, 2);
     let bytes: Vec<u8> = (0..SMALL_WRITE_BUFFER * 5 + 777)
         .map(|i| (i * 17 % 251) as u8)
         .collect();
-    let mut w = Box::new(open_writer(&d, &p, false, false).await);
+    let paths = [path("/_uploads/first/data"), path("/_uploads/second/data")];
+    let mut first = Box::new(open_writer(&d, &paths[0], false, false).await);
+    let mut second = Box::new(open_writer(&d, &paths[1], false, false).await);
     for (i, part) in bytes.chunks(40_001).enumerate() {
-        w.write(Bytes::copy_from_slice(part)).await.unwrap();
-        assert_eq!(w.held_buffers(), 1, "buffers held after chunk {i}");
+        first.write(Bytes::copy_from_slice(part)).await.unwrap();
+        if i >= 1 {
+            assert_eq!(first.held_buffers(), 2, "first writer, chunk {i}");
+        }
     }
-    assert_eq!(w.pooled_buffers().await, 0);
-    w.commit().await.unwrap();
-    assert!(fs::read(d.full_path(&p)).unwrap() == bytes, "wrong bytes");
+    for (i, part) in bytes.chunks(40_001).enumerate() {
+        second.write(Bytes::copy_from_slice(part)).await.unwrap();
+        assert_eq!(second.held_buffers(), 1, "second writer, chunk {i}");
+    }
+    for (w, p) in [first, second].into_iter().zip(&paths) {
+        w.commit().await.unwrap();
+        assert!(
+            fs::read(d.full_path(p)).unwrap() == bytes,
+            "{p}: wrong bytes"
+        );
+    }
+    assert_eq!(d.buffers.small_out(), 0, "every small buffer counted out");
 }
 
 #[tokio::test]

@@ -117,7 +117,7 @@ struct Flushed {
 }
 
 /// An open file and two bounded buffers: one fills while the blocking pool writes the other,
-/// so the disk works while the network and the hash do.
+/// so the disk works while the network and the hash do. Beyond the pool, one small buffer.
 pub(super) struct FilesystemWriter {
     path: StoragePath,
     full: PathBuf,
@@ -231,7 +231,10 @@ impl FilesystemWriter {
             self.handles = Some(handles);
             return Ok(());
         }
-        let pooled = self.buf.pooled();
+        // Beyond the pool and with many small buffers out, a writer that has one keeps it
+        // alone: it waits for the flush and refills the same memory. With 256 uploads at once
+        // that held 20-28 MiB less, as fast.
+        let single = !self.buf.pooled() && self.spare.mem.is_empty() && self.buf.pool.crowded();
         let idle = AlignedBuf::new(Arc::clone(&self.buf.pool));
         let buf = std::mem::replace(&mut self.buf, std::mem::replace(&mut self.spare, idle));
         let offset = self.offset;
@@ -245,14 +248,10 @@ impl FilesystemWriter {
             let _held = (guard, permit);
             write_out(handles, buf, offset)
         }));
-        if !pooled {
-            // A writer the pool had no buffer for keeps one small buffer, not two: it waits for
-            // the flush and refills the same memory. With 256 uploads at once that held 20-28
-            // MiB less at no loss of speed, as the disk and the cores were busy anyway.
+        if single {
             self.land().await?;
-            if self.buf.mem.is_empty() {
-                std::mem::swap(&mut self.buf, &mut self.spare);
-            }
+            // `buf` is the empty spare; the landed buffer is the one to refill.
+            std::mem::swap(&mut self.buf, &mut self.spare);
         }
         Ok(())
     }
@@ -389,27 +388,48 @@ impl FileWriter for FilesystemWriter {
 
 /// Full-size write buffers shared by a driver's writers, at most `cap` of them lent at once,
 /// so the memory uploads hold stays bounded however many run, and a request reuses warm memory
-/// instead of faulting in a fresh megabyte.
+/// instead of faulting in a fresh megabyte. It also counts the small buffers writers make
+/// while it has none to lend, so once `roomy` are out a writer makes one instead of two.
 #[derive(Debug)]
 pub(super) struct BufferPool {
     cap: usize,
+    roomy: usize,
     state: std::sync::Mutex<Lent>,
 }
 
-/// The pool's books: how many buffers are out, and the returned ones kept for reuse.
+/// The pool's books: how many buffers are out, the returned ones kept for reuse, and how many
+/// small buffers writers hold.
 #[derive(Debug, Default)]
 struct Lent {
     out: usize,
     free: Vec<Vec<u8>>,
+    small: usize,
 }
 
 impl BufferPool {
-    /// A pool lending at most `cap` buffers at once.
-    pub(super) fn new(cap: usize) -> Arc<Self> {
+    /// A pool lending at most `cap` buffers at once, with writers making a second small buffer
+    /// only while fewer than `roomy` are out.
+    pub(super) fn new(cap: usize, roomy: usize) -> Arc<Self> {
         Arc::new(BufferPool {
             cap,
+            roomy,
             state: std::sync::Mutex::default(),
         })
+    }
+
+    /// Whether `roomy` small buffers or more are out.
+    fn crowded(&self) -> bool {
+        self.books().small >= self.roomy
+    }
+
+    /// Counts a small buffer made or let go.
+    fn count_small(&self, made: bool) {
+        let mut books = self.books();
+        if made {
+            books.small += 1;
+        } else {
+            books.small -= 1;
+        }
     }
 
     fn books(&self) -> std::sync::MutexGuard<'_, Lent> {
@@ -445,12 +465,18 @@ impl BufferPool {
         let books = self.books();
         (books.out, books.free.len())
     }
+
+    /// Small buffers writers hold right now (tests look).
+    #[cfg(test)]
+    pub(super) fn small_out(&self) -> usize {
+        self.books().small
+    }
 }
 
 /// Bytes whose first byte sits on a `DIRECT_ALIGN` boundary, as O_DIRECT needs of memory,
 /// without unsafe code: a slightly larger vector used from its first aligned byte. Allocated on
 /// first use, so a writer that never writes holds nothing: `WRITE_BUFFER` bytes from the pool,
-/// or `SMALL_WRITE_BUFFER` of its own while the pool has none to lend.
+/// or `SMALL_WRITE_BUFFER` of its own (counted by the pool) while the pool has none to lend.
 struct AlignedBuf {
     mem: Vec<u8>,
     start: usize,
@@ -479,10 +505,13 @@ impl AlignedBuf {
         if self.mem.is_empty() {
             (self.mem, self.size) = match self.pool.take() {
                 Some(mem) => (mem, WRITE_BUFFER),
-                None => (
-                    vec![0; SMALL_WRITE_BUFFER + DIRECT_ALIGN],
-                    SMALL_WRITE_BUFFER,
-                ),
+                None => {
+                    self.pool.count_small(true);
+                    (
+                        vec![0; SMALL_WRITE_BUFFER + DIRECT_ALIGN],
+                        SMALL_WRITE_BUFFER,
+                    )
+                }
             };
             // `align_offset` may answer "impossible"; an unaligned buffer then makes the
             // direct write fail with EINVAL, and the writer falls back to the page cache.
@@ -521,6 +550,8 @@ impl Drop for AlignedBuf {
     fn drop(&mut self) {
         if self.size == WRITE_BUFFER {
             self.pool.give(std::mem::take(&mut self.mem));
+        } else if self.size == SMALL_WRITE_BUFFER {
+            self.pool.count_small(false);
         }
     }
 }
