@@ -11,8 +11,9 @@ use crate::harness::Wharf;
 
 /// The status line of `GET /v2/` sent on a new connection with a header of `pad` bytes.
 fn status_with_head_of(host: &str, pad: usize) -> String {
-    let mut tcp = TcpStream::connect(host).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tcp = TcpStream::connect(host).expect("connect");
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
     let head = format!(
         "GET /v2/ HTTP/1.1\r\nHost: {host}\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
         "p".repeat(pad)
