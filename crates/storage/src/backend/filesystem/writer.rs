@@ -117,7 +117,8 @@ struct Flushed {
 }
 
 /// An open file and two bounded buffers: one fills while the blocking pool writes the other,
-/// so the disk works while the network and the hash do. Beyond the pool, one small buffer.
+/// so the disk works while the network and the hash do. Beyond the pool, two small ones, or
+/// one once many are out.
 pub(super) struct FilesystemWriter {
     path: StoragePath,
     full: PathBuf,
