@@ -26,6 +26,19 @@ fn status_with_head_of(host: &str, pad: usize) -> String {
     answer.lines().next().unwrap_or("").to_owned()
 }
 
+/// The status line once it contains `want`, asking again for up to 10 s: the server counts a
+/// connection in or out a moment after the client opened or closed it.
+fn status_once(host: &str, pad: usize, want: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = status_with_head_of(host, pad);
+        if status.contains(want) || Instant::now() > deadline {
+            return status;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn connections_opened_while_many_are_open_get_small_read_buffers() {
     let w = Wharf::start();
@@ -35,27 +48,12 @@ fn connections_opened_while_many_are_open_get_small_read_buffers() {
     let crowd: Vec<TcpStream> = (0..40)
         .map(|_| TcpStream::connect(&host).unwrap())
         .collect();
-    // The server counts a connection once it has accepted it: retry until it has them all.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let crowded = loop {
-        let status = status_with_head_of(&host, 64 * 1024);
-        if status.contains("431") || Instant::now() > deadline {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let crowded = status_once(&host, 64 * 1024, "431");
     assert_eq!(crowded, "HTTP/1.1 431 Request Header Fields Too Large");
     assert_eq!(status_with_head_of(&host, 16 * 1024), "HTTP/1.1 200 OK");
 
     drop(crowd);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let quiet = loop {
-        let status = status_with_head_of(&host, 64 * 1024);
-        if status.contains("200") || Instant::now() > deadline {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let quiet = status_once(&host, 64 * 1024, "200");
     assert_eq!(
         quiet, "HTTP/1.1 200 OK",
         "closed connections are counted out"
