@@ -11,10 +11,13 @@ use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use http::{HeaderName, HeaderValue};
-use hyper_util::rt::TokioExecutor;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
-use tokio::net::{TcpListener, TcpStream};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
+use tower::ServiceExt;
 
 use crate::api::{Api, UrlPolicy, router};
 use crate::config::{Config, Net};
@@ -206,21 +209,49 @@ pub(crate) fn connection_builder() -> Builder<TokioExecutor> {
     builder
 }
 
-/// Accepts TCP connections until `shutdown`, each served by `serve` on its own task, then waits
+/// A socket the accept loop takes connections from, so TCP (plain and TLS) and unix sockets
+/// share one loop, one drain and one count of open connections.
+pub(crate) trait Listener {
+    /// A connection's stream.
+    type Io;
+    /// A connection's peer address.
+    type Addr;
+    /// The next connection; errors (mostly out of descriptors) are retried by the loop.
+    fn accept(&self) -> impl Future<Output = std::io::Result<(Self::Io, Self::Addr)>> + Send;
+}
+
+impl Listener for TcpListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+    fn accept(&self) -> impl Future<Output = std::io::Result<(TcpStream, SocketAddr)>> + Send {
+        TcpListener::accept(self)
+    }
+}
+
+impl Listener for UnixListener {
+    type Io = UnixStream;
+    type Addr = tokio::net::unix::SocketAddr;
+    fn accept(&self) -> impl Future<Output = std::io::Result<(Self::Io, Self::Addr)>> + Send {
+        UnixListener::accept(self)
+    }
+}
+
+/// Accepts connections until `shutdown`, each served by `serve` on its own task, then waits
 /// for the connections `serve` gave the watcher to drain.
-pub(crate) async fn accept_loop<S, F>(
-    listener: TcpListener,
+pub(crate) async fn accept_loop<L, S, F>(
+    listener: L,
     shutdown: impl Future<Output = ()> + Send + 'static,
     serve: S,
 ) -> std::io::Result<()>
 where
-    S: Fn(TcpStream, SocketAddr, Watcher) -> F,
+    L: Listener,
+    S: Fn(L::Io, L::Addr, Watcher) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
-        let (tcp, peer) = tokio::select! {
+        let (io, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
@@ -233,7 +264,7 @@ where
             () = &mut shutdown => break,
         };
         let open = OpenConnection::enter();
-        let conn = serve(tcp, peer, graceful.watcher());
+        let conn = serve(io, peer, graceful.watcher());
         tokio::spawn(async move {
             let _open = open;
             conn.await;
@@ -242,6 +273,29 @@ where
     drop(listener);
     graceful.shutdown().await;
     Ok(())
+}
+
+/// Serves `app` on a unix socket until `shutdown`, with the TCP listeners' connection rules
+/// (read buffers, request-head limit, drain); bodies stream as on TLS, without sendfile.
+async fn serve_unix(
+    listener: UnixListener,
+    app: axum::Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    accept_loop(listener, shutdown, move |stream, _peer, watcher| {
+        let builder = connection_builder();
+        let service = TowerToHyperService::new(
+            app.clone()
+                .map_request(|req: Request<Incoming>| req.map(axum::body::Body::new)),
+        );
+        async move {
+            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+            if let Err(e) = watcher.watch(conn.into_owned()).await {
+                tracing::debug!(error = %e, "unix socket connection ended with an error");
+            }
+        }
+    })
+    .await
 }
 
 /// `:5000` means every interface, as in Go.
@@ -309,11 +363,7 @@ pub async fn serve(
             let listener = tokio::net::UnixListener::bind(path)
                 .with_context(|| format!("http.addr: cannot listen on unix socket {path}"))?;
             tracing::info!(socket = %path, "listening");
-            tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown)
-                    .await
-            })
+            tokio::spawn(serve_unix(listener, app, shutdown))
         }
     };
     wait_for_signal().await;

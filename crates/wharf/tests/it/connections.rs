@@ -1,61 +1,191 @@
-//! Memory per connection shrinks as connections pile up: connections opened while 32 others
-//! are open get a 32 KiB read buffer instead of 128 KiB. The buffer also bounds a request
+//! Connections, whatever the socket: memory per connection shrinks as connections pile up
+//! (connections opened while 32 others are open get a 32 KiB read buffer instead of 128 KiB),
+//! on TCP and on a unix socket (`http.net: unix`) alike. The buffer also bounds a request
 //! head, which is the part a client can see: a 64 KiB head passes on a quiet server and is
 //! refused with 431 on a crowded one, while an ordinary head passes everywhere.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::Wharf;
+use crate::harness::oci::{random_bytes, sha256};
+use crate::harness::wharf::server_program;
 
-/// The status line of `GET /v2/` sent on a new connection with a header of `pad` bytes.
-fn status_with_head_of(host: &str, pad: usize) -> String {
-    let mut tcp = TcpStream::connect(host).expect("connect");
-    tcp.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("read timeout");
-    let head = format!(
-        "GET /v2/ HTTP/1.1\r\nHost: {host}\r\nX-Pad: {}\r\nConnection: close\r\n\r\n",
-        "p".repeat(pad)
-    );
-    // The server may answer 431 and close before it has read the whole head.
-    let _ = tcp.write_all(head.as_bytes());
-    let mut answer = Vec::new();
-    let _ = tcp.read_to_end(&mut answer);
-    let answer = String::from_utf8_lossy(&answer);
-    answer.lines().next().unwrap_or("").to_owned()
+/// Where a test's server listens.
+enum Target {
+    Tcp(String),
+    Unix(PathBuf),
 }
 
-/// The status line once it contains `want`, asking again for up to 10 s: the server counts a
-/// connection in or out a moment after the client opened or closed it.
-fn status_once(host: &str, pad: usize, want: &str) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let status = status_with_head_of(host, pad);
-        if status.contains(want) || Instant::now() > deadline {
-            return status;
+/// A connection's stream, whichever the socket.
+trait Stream: Read + Write {}
+impl<T: Read + Write> Stream for T {}
+
+impl Target {
+    fn connect(&self) -> Box<dyn Stream> {
+        let timeout = Some(Duration::from_secs(10));
+        match self {
+            Target::Tcp(host) => {
+                let tcp = TcpStream::connect(host).expect("connect");
+                tcp.set_read_timeout(timeout).expect("read timeout");
+                Box::new(tcp)
+            }
+            Target::Unix(path) => {
+                let unix = UnixStream::connect(path).expect("connect");
+                unix.set_read_timeout(timeout).expect("read timeout");
+                Box::new(unix)
+            }
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
+
+    /// Sends one request (head lines after the request line, then `body`) on a new connection
+    /// and returns the answer's status line, head and body.
+    fn exchange(&self, request: &str, headers: &str, body: &[u8]) -> (String, String, Vec<u8>) {
+        let mut conn = self.connect();
+        let head = format!(
+            "{request} HTTP/1.1\r\nHost: registry\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        // The server may answer 431 and close before it has read the whole head.
+        let _ = conn.write_all(head.as_bytes());
+        let _ = conn.write_all(body);
+        let mut answer = Vec::new();
+        let _ = conn.read_to_end(&mut answer);
+        let split = answer
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .map_or(answer.len(), |at| at + 4);
+        let head = String::from_utf8_lossy(&answer[..split]).into_owned();
+        let status = head.lines().next().unwrap_or("").to_owned();
+        (status, head, answer[split..].to_vec())
+    }
+
+    /// The status line of `GET /v2/` with a header of `pad` bytes.
+    fn status_with_head_of(&self, pad: usize) -> String {
+        let pad = format!("X-Pad: {}\r\n", "p".repeat(pad));
+        self.exchange("GET /v2/", &pad, b"").0
+    }
+
+    /// [`Target::status_with_head_of`] once it contains `want`, asking again for up to 10 s:
+    /// the server counts a connection in or out a moment after the client opened or closed it.
+    fn status_once(&self, pad: usize, want: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = self.status_with_head_of(pad);
+            if status.contains(want) || Instant::now() > deadline {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// A 64 KiB head passes while the server is quiet, gets 431 on a connection opened while 40
+/// others are open (a 16 KiB one still passes), and passes again once they have closed.
+fn read_buffers_shrink_while_crowded(target: &Target) {
+    assert_eq!(target.status_with_head_of(64 * 1024), "HTTP/1.1 200 OK");
+
+    let crowd: Vec<_> = (0..40).map(|_| target.connect()).collect();
+    let crowded = target.status_once(64 * 1024, "431");
+    assert_eq!(crowded, "HTTP/1.1 431 Request Header Fields Too Large");
+    assert_eq!(target.status_with_head_of(16 * 1024), "HTTP/1.1 200 OK");
+
+    drop(crowd);
+    let quiet = target.status_once(64 * 1024, "200");
+    assert_eq!(
+        quiet, "HTTP/1.1 200 OK",
+        "closed connections are counted out"
+    );
 }
 
 #[test]
 fn connections_opened_while_many_are_open_get_small_read_buffers() {
     let w = Wharf::start();
-    let host = w.host();
-    assert_eq!(status_with_head_of(&host, 64 * 1024), "HTTP/1.1 200 OK");
+    read_buffers_shrink_while_crowded(&Target::Tcp(w.host()));
+}
 
-    let crowd: Vec<TcpStream> = (0..40)
-        .map(|_| TcpStream::connect(&host).unwrap())
-        .collect();
-    let crowded = status_once(&host, 64 * 1024, "431");
-    assert_eq!(crowded, "HTTP/1.1 431 Request Header Fields Too Large");
-    assert_eq!(status_with_head_of(&host, 16 * 1024), "HTTP/1.1 200 OK");
+/// `wharf serve` on a unix socket (`http.net: unix`); killed when dropped.
+struct UnixWharf {
+    child: Child,
+    dir: tempfile::TempDir,
+}
 
-    drop(crowd);
-    let quiet = status_once(&host, 64 * 1024, "200");
-    assert_eq!(
-        quiet, "HTTP/1.1 200 OK",
-        "closed connections are counted out"
-    );
+impl UnixWharf {
+    fn start() -> UnixWharf {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config.yml");
+        let yaml = format!(
+            "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root}\nhttp:\n  net: unix\n  addr: {socket}\n",
+            root = dir.path().join("root").display(),
+            socket = dir.path().join("wharf.sock").display(),
+        );
+        std::fs::write(&config, yaml).expect("write config");
+        let log = std::fs::File::create(dir.path().join("wharf.log")).expect("log file");
+        let child = Command::new(server_program())
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::from(log.try_clone().expect("dup log")))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("spawn wharf");
+        let w = UnixWharf { child, dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while UnixStream::connect(w.socket()).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "no unix socket within 20 s; log:\n{}",
+                std::fs::read_to_string(w.dir.path().join("wharf.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        w
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("wharf.sock")
+    }
+}
+
+impl Drop for UnixWharf {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blob pushed over the unix socket in one go is pulled back byte for byte.
+#[test]
+fn a_unix_socket_serves_a_push_and_a_pull() {
+    let w = UnixWharf::start();
+    let target = Target::Unix(w.socket());
+    assert_eq!(target.status_with_head_of(0), "HTTP/1.1 200 OK");
+
+    let (status, head, _) = target.exchange("POST /v2/sock/blobs/uploads/", "", b"");
+    assert_eq!(status, "HTTP/1.1 202 Accepted", "{head}");
+    let location = head
+        .lines()
+        .find_map(|l| l.strip_prefix("location: "))
+        .expect("Location");
+    // An absolute URL on `Host: registry`: the request line takes the path.
+    let location = &location[location.find("/v2/").expect("a /v2/ path")..];
+    let blob = random_bytes(3 * 1024 * 1024 + 17);
+    let digest = sha256(&blob);
+    let sep = if location.contains('?') { '&' } else { '?' };
+    let put = format!("PUT {location}{sep}digest={digest}");
+    let (status, head, _) = target.exchange(&put, "", &blob);
+    assert_eq!(status, "HTTP/1.1 201 Created", "{put}: {head}");
+
+    let (status, _, body) = target.exchange(&format!("GET /v2/sock/blobs/{digest}"), "", b"");
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(body == blob, "the pulled blob differs");
+}
+
+#[test]
+fn unix_socket_connections_get_small_read_buffers_while_crowded() {
+    let w = UnixWharf::start();
+    read_buffers_shrink_while_crowded(&Target::Unix(w.socket()));
 }

@@ -158,7 +158,7 @@ impl Drop for Wharf {
 /// The server under test: wharf, or the program named by `WHARF_IT_SERVER` (e.g.
 /// `docker-registry`, which takes the same `serve CONFIG`) to check the tests' expectations
 /// against distribution.
-fn server_program() -> std::ffi::OsString {
+pub fn server_program() -> std::ffi::OsString {
     std::env::var_os("WHARF_IT_SERVER").unwrap_or_else(|| env!("CARGO_BIN_EXE_wharf").into())
 }
 
