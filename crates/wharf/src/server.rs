@@ -176,7 +176,7 @@ const CROWDED_READ_BUFFER: usize = 32 * 1024;
 /// How many open connections get the large read buffer: the bench's 32 concurrent uploads.
 const ROOMY_CONNECTIONS: usize = 32;
 
-/// Connections open on every TCP listener, counted by [`OpenConnection`].
+/// Connections open on every listener (TCP and unix), counted by [`OpenConnection`].
 static OPEN_CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
 
 /// One connection in [`OPEN_CONNECTIONS`], for as long as this lives.
