@@ -313,6 +313,7 @@ pub async fn serve(
     config: Config,
     requests: Option<Arc<crate::reporting::Requests>>,
 ) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let instruments = crate::metrics::enabled(&config).then(crate::metrics::Instruments::default);
     let registry = build_registry_with(&config, instruments.as_ref()).await?;
     let (registry, notifier) = crate::notify::attach(registry, &config)?;
@@ -379,6 +380,36 @@ pub async fn serve(
         tracing::warn!(timeout = ?drain, "drain timeout passed, closing remaining connections");
     }
     Ok(())
+}
+
+/// Lifts the soft limit on open files to the hard one, as every Go program (distribution among
+/// them) does at start-up: a service started with systemd's default soft limit of 1024 would
+/// otherwise stop accepting connections at about a thousand, where registry:2 goes on.
+fn raise_open_file_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    // An unlimited hard limit is refused by setrlimit; the kernel's own ceiling stands for it.
+    let ceiling = limit.maximum.or_else(|| {
+        std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+    });
+    let Some(ceiling) = ceiling else { return };
+    if limit.current.is_some_and(|soft| soft >= ceiling) {
+        return;
+    }
+    let raised = rustix::process::Rlimit {
+        current: Some(ceiling),
+        maximum: limit.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => {
+            tracing::debug!(from = ?limit.current, to = ceiling, "raised the open-file limit")
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, soft = ?limit.current, "cannot raise the open-file limit")
+        }
+    }
 }
 
 async fn wait_for_signal() {

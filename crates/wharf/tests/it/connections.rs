@@ -30,7 +30,9 @@ impl Target {
         let timeout = Some(Duration::from_secs(10));
         match self {
             Target::Tcp(host) => {
-                let tcp = TcpStream::connect(host).expect("connect");
+                let addr = host.parse().expect("an ip:port");
+                let tcp =
+                    TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
                 tcp.set_read_timeout(timeout).expect("read timeout");
                 Box::new(tcp)
             }
@@ -106,6 +108,34 @@ fn read_buffers_shrink_while_crowded(target: &Target) {
 fn connections_opened_while_many_are_open_get_small_read_buffers() {
     let w = Wharf::start();
     read_buffers_shrink_while_crowded(&Target::Tcp(w.host()));
+}
+
+/// Started with a soft limit of 64 open files (systemd's default is 1024) under a hard limit of
+/// 4096, wharf still serves 200 connections open at once: it lifts its soft limit to the hard
+/// one, as distribution (a Go program) does. Without that, the connections past the limit would
+/// wait unanswered in the listen backlog.
+#[test]
+fn a_low_soft_limit_on_open_files_does_not_cap_connections() {
+    let w = Wharf::start_with_open_files(64, 4096);
+    let target = Target::Tcp(w.host());
+    answered_on_each((0..200).map(|_| target.connect()).collect(), || w.log());
+}
+
+/// Asks `GET /v2/` on each of `crowd`, all open at once, expecting 200 on every one.
+fn answered_on_each(mut crowd: Vec<Box<dyn Stream>>, log: impl Fn() -> String) {
+    let count = crowd.len();
+    for (i, conn) in crowd.iter_mut().enumerate() {
+        conn.write_all(b"GET /v2/ HTTP/1.1\r\nHost: registry\r\n\r\n")
+            .expect("send a request");
+        let mut answer = [0u8; 12];
+        let read = conn.read_exact(&mut answer);
+        assert!(
+            read.is_ok() && &answer == b"HTTP/1.1 200",
+            "connection {i} of {count} got no answer ({read:?}, {:?}); log:\n{}",
+            String::from_utf8_lossy(&answer),
+            log()
+        );
+    }
 }
 
 /// `wharf serve` on a unix socket (`http.net: unix`); killed when dropped.

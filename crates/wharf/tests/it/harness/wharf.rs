@@ -16,6 +16,8 @@ pub struct Wharf {
     config_template: Option<String>,
     /// Extra environment of the server process (e.g. `STORAGE_EMULATOR_HOST`).
     envs: Vec<(String, String)>,
+    /// Soft and hard limits on open files the server process starts with (`prlimit`).
+    open_files: Option<(u64, u64)>,
 }
 
 impl Wharf {
@@ -29,15 +31,17 @@ impl Wharf {
     /// `storage.delete.enabled: true`; pass a full `storage:` section in `extra_yaml` only via
     /// [`Wharf::start_with_config`].
     pub fn start_with(extra_yaml: &str) -> Wharf {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut w = Wharf {
-            child: None,
-            port: free_port(),
-            dir,
-            extra_yaml: extra_yaml.to_owned(),
-            config_template: None,
-            envs: Vec::new(),
-        };
+        let mut w = Self::unstarted(free_port());
+        w.extra_yaml = extra_yaml.to_owned();
+        w.spawn();
+        w
+    }
+
+    /// [`Wharf::start`] with the process's limits on open files set to `soft` and `hard`, as a
+    /// service manager would set them.
+    pub fn start_with_open_files(soft: u64, hard: u64) -> Wharf {
+        let mut w = Self::unstarted(free_port());
+        w.open_files = Some((soft, hard));
         w.spawn();
         w
     }
@@ -57,20 +61,27 @@ impl Wharf {
     /// Like [`Wharf::start_with_config`] on a given port (chosen with [`super::free_port`]
     /// before a peer that must know it, e.g. pebble) and with extra environment variables.
     pub fn start_on(port: u16, template: &str, envs: &[(&str, &str)]) -> Wharf {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut w = Wharf {
-            child: None,
-            port,
-            dir,
-            extra_yaml: String::new(),
-            config_template: Some(template.to_owned()),
-            envs: envs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        };
+        let mut w = Self::unstarted(port);
+        w.config_template = Some(template.to_owned());
+        w.envs = envs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         w.spawn();
         w
+    }
+
+    /// The default server on `port`, not yet spawned.
+    fn unstarted(port: u16) -> Wharf {
+        Wharf {
+            child: None,
+            port,
+            dir: tempfile::tempdir().expect("tempdir"),
+            extra_yaml: String::new(),
+            config_template: None,
+            envs: Vec::new(),
+            open_files: None,
+        }
     }
 
     /// The storage root (the `rootdirectory` of the filesystem driver).
@@ -113,7 +124,17 @@ impl Wharf {
     fn spawn(&mut self) {
         self.write_config();
         let log = std::fs::File::create(self.dir.path().join("wharf.log")).expect("log file");
-        let child = Command::new(server_program())
+        let mut command = match self.open_files {
+            Some((soft, hard)) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={soft}:{hard}"))
+                    .arg("--")
+                    .arg(server_program());
+                c
+            }
+            None => Command::new(server_program()),
+        };
+        let child = command
             .arg("serve")
             .arg(self.config_path())
             .envs(self.envs.iter().map(|(k, v)| (k, v)))
