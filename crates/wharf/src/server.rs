@@ -307,6 +307,34 @@ fn tcp_addr(addr: &str) -> String {
     }
 }
 
+/// Binds `addr` with the listen backlog the kernel allows (`net.core.somaxconn`), as Go's
+/// listeners do: tokio's default of 128 drops the SYNs of a burst of pulls (a cluster roll-out)
+/// that arrives while the loop is busy, and those clients wait a second or more to retry.
+async fn listen_tcp(addr: &str) -> std::io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()?
+        } else {
+            tokio::net::TcpSocket::new_v6()?
+        };
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr) {
+            Ok(()) => return socket.listen(listen_backlog()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("the address resolved to nothing")))
+}
+
+/// The kernel's ceiling on a listen backlog (a larger request is cut to it).
+fn listen_backlog() -> u32 {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096)
+}
+
 /// Serves until SIGTERM or SIGINT, then drains in-flight requests for up to `http.draintimeout`.
 /// `requests` adds the per-request reporting (OTLP spans, Bugsnag on 5xx) when configured.
 pub async fn serve(
@@ -342,7 +370,7 @@ pub async fn serve(
     let server = match config.http.net {
         Net::Tcp => {
             let addr = tcp_addr(&config.http.addr);
-            let listener = tokio::net::TcpListener::bind(&addr)
+            let listener = listen_tcp(&addr)
                 .await
                 .with_context(|| format!("http.addr: cannot listen on {addr}"))?;
             let tls = crate::tls::acceptor(&config.http)?;

@@ -121,6 +121,37 @@ fn a_low_soft_limit_on_open_files_does_not_cap_connections() {
     answered_on_each((0..200).map(|_| target.connect()).collect(), || w.log());
 }
 
+/// 300 connections arriving while wharf cannot accept (stopped by SIGSTOP, as a busy loop or
+/// a paused VM would be) all wait in the listen backlog and are served once it goes on. With
+/// tokio's default backlog of 128 the rest of the burst would find its SYNs dropped; Go's
+/// listeners, distribution's among them, take the kernel's `somaxconn` (4096 on Debian).
+#[test]
+fn a_burst_of_connections_waits_in_the_backlog() {
+    let w = Wharf::start();
+    let pid = w.pid().to_string();
+    let signal = |name: &str| {
+        let ok = Command::new("kill")
+            .args([name, &pid])
+            .status()
+            .expect("run kill")
+            .success();
+        assert!(ok, "kill {name} {pid}");
+    };
+    signal("-STOP");
+    let addr = w.host().parse().expect("an ip:port");
+    let burst: Vec<Box<dyn Stream>> = (0..300)
+        .map(|i| {
+            let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+                .unwrap_or_else(|e| panic!("connection {i} of 300 was not queued: {e}"));
+            tcp.set_read_timeout(Some(Duration::from_secs(10)))
+                .expect("read timeout");
+            Box::new(tcp) as Box<dyn Stream>
+        })
+        .collect();
+    signal("-CONT");
+    answered_on_each(burst, || w.log());
+}
+
 /// Asks `GET /v2/` on each of `crowd`, all open at once, expecting 200 on every one.
 fn answered_on_each(mut crowd: Vec<Box<dyn Stream>>, log: impl Fn() -> String) {
     let count = crowd.len();

@@ -99,6 +99,11 @@ impl Wharf {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The server's process id, for signals.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("a running server").id()
+    }
+
     /// The config file this server was started with.
     pub fn config_path(&self) -> PathBuf {
         self.dir.path().join("config.yml")
