@@ -327,6 +327,21 @@ async fn listen_tcp(addr: &str) -> std::io::Result<TcpListener> {
     Err(last.unwrap_or_else(|| std::io::Error::other("the address resolved to nothing")))
 }
 
+/// [`listen_tcp`] for a unix socket at `path`: the same backlog (std's and tokio's is 128).
+fn listen_unix(path: &str) -> std::io::Result<UnixListener> {
+    use rustix::net::{AddressFamily, SocketAddrUnix, SocketFlags, SocketType};
+    let fd = rustix::net::socket_with(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
+        None,
+    )?;
+    rustix::net::bind(&fd, &SocketAddrUnix::new(path)?)?;
+    let backlog = i32::try_from(listen_backlog()).unwrap_or(i32::MAX);
+    rustix::net::listen(&fd, backlog)?;
+    UnixListener::from_std(std::os::unix::net::UnixListener::from(fd))
+}
+
 /// The kernel's ceiling on a listen backlog (a larger request is cut to it).
 fn listen_backlog() -> u32 {
     std::fs::read_to_string("/proc/sys/net/core/somaxconn")
@@ -389,7 +404,7 @@ pub async fn serve(
                 "http.tls: TLS is served on tcp listeners only, not on the unix socket {path}"
             );
             let _ = std::fs::remove_file(path);
-            let listener = tokio::net::UnixListener::bind(path)
+            let listener = listen_unix(path)
                 .with_context(|| format!("http.addr: cannot listen on unix socket {path}"))?;
             tracing::info!(socket = %path, "listening");
             tokio::spawn(serve_unix(listener, app, shutdown))

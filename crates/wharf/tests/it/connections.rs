@@ -27,21 +27,32 @@ impl<T: Read + Write> Stream for T {}
 
 impl Target {
     fn connect(&self) -> Box<dyn Stream> {
+        self.try_connect(Duration::from_secs(10)).expect("connect")
+    }
+
+    /// A new connection, given up after `wait`, that waits up to 10 s for each read.
+    fn try_connect(&self, wait: Duration) -> std::io::Result<Box<dyn Stream>> {
         let timeout = Some(Duration::from_secs(10));
-        match self {
+        Ok(match self {
             Target::Tcp(host) => {
                 let addr = host.parse().expect("an ip:port");
-                let tcp =
-                    TcpStream::connect_timeout(&addr, Duration::from_secs(10)).expect("connect");
-                tcp.set_read_timeout(timeout).expect("read timeout");
+                let tcp = TcpStream::connect_timeout(&addr, wait)?;
+                tcp.set_read_timeout(timeout)?;
                 Box::new(tcp)
             }
             Target::Unix(path) => {
-                let unix = UnixStream::connect(path).expect("connect");
-                unix.set_read_timeout(timeout).expect("read timeout");
+                // A unix connect has no timeout: it blocks while the backlog is full. So connect
+                // from a thread and give up on it after `wait`.
+                let (tx, rx) = std::sync::mpsc::channel();
+                let path = path.clone();
+                std::thread::spawn(move || tx.send(UnixStream::connect(path)));
+                let unix = rx.recv_timeout(wait).map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+                })??;
+                unix.set_read_timeout(timeout)?;
                 Box::new(unix)
             }
-        }
+        })
     }
 
     /// Sends one request (head lines after the request line, then `body`) on a new connection
@@ -128,7 +139,21 @@ fn a_low_soft_limit_on_open_files_does_not_cap_connections() {
 #[test]
 fn a_burst_of_connections_waits_in_the_backlog() {
     let w = Wharf::start();
-    let pid = w.pid().to_string();
+    burst_waits_in_the_backlog(&Target::Tcp(w.host()), w.pid(), || w.log());
+}
+
+#[test]
+fn a_burst_of_connections_waits_in_the_unix_socket_backlog() {
+    let w = UnixWharf::start();
+    burst_waits_in_the_backlog(&Target::Unix(w.socket()), w.child.id(), || {
+        std::fs::read_to_string(w.dir.path().join("wharf.log")).unwrap_or_default()
+    });
+}
+
+/// Stops the server at `pid`, opens 300 connections to `target`, lets the server go on and
+/// expects an answer on each.
+fn burst_waits_in_the_backlog(target: &Target, pid: u32, log: impl Fn() -> String) {
+    let pid = pid.to_string();
     let signal = |name: &str| {
         let ok = Command::new("kill")
             .args([name, &pid])
@@ -138,18 +163,16 @@ fn a_burst_of_connections_waits_in_the_backlog() {
         assert!(ok, "kill {name} {pid}");
     };
     signal("-STOP");
-    let addr = w.host().parse().expect("an ip:port");
+    // A connect that is not queued blocks until the server goes on: give up after 3 s.
     let burst: Vec<Box<dyn Stream>> = (0..300)
         .map(|i| {
-            let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-                .unwrap_or_else(|e| panic!("connection {i} of 300 was not queued: {e}"));
-            tcp.set_read_timeout(Some(Duration::from_secs(10)))
-                .expect("read timeout");
-            Box::new(tcp) as Box<dyn Stream>
+            target
+                .try_connect(Duration::from_secs(3))
+                .unwrap_or_else(|e| panic!("connection {i} of 300 was not queued: {e}"))
         })
         .collect();
     signal("-CONT");
-    answered_on_each(burst, || w.log());
+    answered_on_each(burst, log);
 }
 
 /// Asks `GET /v2/` on each of `crowd`, all open at once, expecting 200 on every one.
