@@ -225,8 +225,7 @@ pub async fn serve(
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    crate::server::accept_loop(listener, shutdown, move |tcp, peer, watcher| {
-        let builder = crate::server::connection_builder();
+    crate::server::accept_loop(listener, shutdown, move |tcp, peer, builder, watcher| {
         let app = app.clone();
         async move {
             // The head and a body are written apart here; no Nagle wait between them.

@@ -183,9 +183,10 @@ static OPEN_CONNECTIONS: AtomicUsize = AtomicUsize::new(0);
 struct OpenConnection;
 
 impl OpenConnection {
-    fn enter() -> Self {
-        OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
-        OpenConnection
+    /// Counts a connection in, with how many others were open already.
+    fn enter() -> (Self, usize) {
+        let others = OPEN_CONNECTIONS.fetch_add(1, Ordering::Relaxed);
+        (OpenConnection, others)
     }
 }
 
@@ -195,11 +196,11 @@ impl Drop for OpenConnection {
     }
 }
 
-/// hyper's builder for a connection being opened now: a buffer grown once stays with its
-/// connection, so only the first `ROOMY_CONNECTIONS` get a large one and memory per connection
-/// shrinks as connections pile up.
-pub(crate) fn connection_builder() -> Builder<TokioExecutor> {
-    let read_buffer = if OPEN_CONNECTIONS.load(Ordering::Relaxed) <= ROOMY_CONNECTIONS {
+/// hyper's builder for a connection opened while `others` were open: a buffer grown once stays
+/// with its connection, so only the first `ROOMY_CONNECTIONS` get a large one and memory per
+/// connection shrinks as connections pile up.
+fn connection_builder(others: usize) -> Builder<TokioExecutor> {
+    let read_buffer = if others < ROOMY_CONNECTIONS {
         CONNECTION_READ_BUFFER
     } else {
         CROWDED_READ_BUFFER
@@ -236,8 +237,9 @@ impl Listener for UnixListener {
     }
 }
 
-/// Accepts connections until `shutdown`, each served by `serve` on its own task, then waits
-/// for the connections `serve` gave the watcher to drain.
+/// Accepts connections until `shutdown`, each served by `serve` on its own task with the hyper
+/// builder its moment calls for, then waits for the connections `serve` gave the watcher to
+/// drain.
 pub(crate) async fn accept_loop<L, S, F>(
     listener: L,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -245,7 +247,7 @@ pub(crate) async fn accept_loop<L, S, F>(
 ) -> std::io::Result<()>
 where
     L: Listener,
-    S: Fn(L::Io, L::Addr, Watcher) -> F,
+    S: Fn(L::Io, L::Addr, Builder<TokioExecutor>, Watcher) -> F,
     F: Future<Output = ()> + Send + 'static,
 {
     let graceful = GracefulShutdown::new();
@@ -263,8 +265,8 @@ where
             },
             () = &mut shutdown => break,
         };
-        let open = OpenConnection::enter();
-        let conn = serve(io, peer, graceful.watcher());
+        let (open, others) = OpenConnection::enter();
+        let conn = serve(io, peer, connection_builder(others), graceful.watcher());
         tokio::spawn(async move {
             let _open = open;
             conn.await;
@@ -282,19 +284,22 @@ async fn serve_unix(
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    accept_loop(listener, shutdown, move |stream, _peer, watcher| {
-        let builder = connection_builder();
-        let service = TowerToHyperService::new(
-            app.clone()
-                .map_request(|req: Request<Incoming>| req.map(axum::body::Body::new)),
-        );
-        async move {
-            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-            if let Err(e) = watcher.watch(conn.into_owned()).await {
-                tracing::debug!(error = %e, "unix socket connection ended with an error");
+    accept_loop(
+        listener,
+        shutdown,
+        move |stream, _peer, builder, watcher| {
+            let service = TowerToHyperService::new(
+                app.clone()
+                    .map_request(|req: Request<Incoming>| req.map(axum::body::Body::new)),
+            );
+            async move {
+                let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    tracing::debug!(error = %e, "unix socket connection ended with an error");
+                }
             }
-        }
-    })
+        },
+    )
     .await
 }
 

@@ -241,10 +241,9 @@ pub async fn serve(
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    crate::server::accept_loop(listener, shutdown, move |tcp, peer, watcher| {
+    crate::server::accept_loop(listener, shutdown, move |tcp, peer, builder, watcher| {
         let acceptor = acceptor.clone();
         let app = app.clone();
-        let builder = crate::server::connection_builder();
         async move {
             let Some(stream) = handshake(tcp, &acceptor).await else {
                 tracing::debug!(%peer, "TLS handshake failed");
