@@ -10,6 +10,9 @@ packages=(docker.io busybox-static skopeo podman umoci docker-registry buildah w
 packages+=(python3-aiosmtpd)
 packages+=(pebble) # ACME test CA for it/acme.rs
 packages+=(redis-server) # redis cache and scale-out tests
+# it/connections.rs: `ss` reads keep-alive timers, `kill` stops and resumes a server, `prlimit`
+# sets its open-file limits
+packages+=(iproute2 procps util-linux)
 # A single-node OpenStack Swift for the swift backend's tests (started by the tests themselves).
 packages+=(swift swift-proxy swift-object swift-container swift-account memcached)
 

@@ -224,9 +224,28 @@ pub(crate) trait Listener {
 impl Listener for TcpListener {
     type Io = TcpStream;
     type Addr = SocketAddr;
-    fn accept(&self) -> impl Future<Output = std::io::Result<(TcpStream, SocketAddr)>> + Send {
-        TcpListener::accept(self)
+    async fn accept(&self) -> std::io::Result<(TcpStream, SocketAddr)> {
+        let (tcp, peer) = TcpListener::accept(self).await?;
+        if let Err(e) = keep_alive(&tcp) {
+            tracing::debug!(%peer, error = %e, "cannot turn on TCP keep-alive");
+        }
+        Ok((tcp, peer))
     }
+}
+
+/// How long a connection may be silent before the kernel probes its peer, and then between
+/// probes: distribution's listener uses 3 minutes. Without probes a client that vanished (a
+/// laptop closed mid-push, a dropped route) would hold its connection and upload buffers for
+/// good, since hyper has no idle timeout.
+const KEEP_ALIVE: Duration = Duration::from_secs(180);
+
+/// Turns on TCP keep-alive probes at [`KEEP_ALIVE`] (the count is the kernel's, 9 by default).
+fn keep_alive(tcp: &TcpStream) -> std::io::Result<()> {
+    use rustix::net::sockopt;
+    sockopt::set_socket_keepalive(tcp, true)?;
+    sockopt::set_tcp_keepidle(tcp, KEEP_ALIVE)?;
+    sockopt::set_tcp_keepintvl(tcp, KEEP_ALIVE)?;
+    Ok(())
 }
 
 impl Listener for UnixListener {

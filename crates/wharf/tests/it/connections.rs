@@ -175,6 +175,42 @@ fn burst_waits_in_the_backlog(target: &Target, pid: u32, log: impl Fn() -> Strin
     answered_on_each(burst, log);
 }
 
+/// A client connection is probed by TCP keep-alive after 3 minutes of silence, as with
+/// distribution's listener, so a client that vanished does not hold its connection for good.
+/// `ss` shows the kernel's keep-alive timer on the server's end of the connection.
+#[test]
+fn client_connections_are_probed_by_tcp_keep_alive() {
+    let w = Wharf::start();
+    let target = Target::Tcp(w.host());
+    let mut conn = target.connect();
+    conn.write_all(b"GET /v2/ HTTP/1.1\r\nHost: registry\r\n\r\n")
+        .expect("send a request");
+    let mut answer = [0u8; 12];
+    conn.read_exact(&mut answer).expect("an answer");
+    assert_eq!(&answer, b"HTTP/1.1 200");
+
+    let port = w.host().rsplit(':').next().expect("a port").to_owned();
+    let out = Command::new("ss")
+        .args([
+            "-tnoH",
+            "state",
+            "established",
+            &format!("( sport = :{port} )"),
+        ])
+        .output()
+        .expect("run ss (iproute2)");
+    let listing = String::from_utf8_lossy(&out.stdout);
+    let timer = listing
+        .lines()
+        .find_map(|l| l.split("timer:(").nth(1))
+        .unwrap_or_else(|| panic!("no timer on the server's end:\n{listing}"));
+    // e.g. `keepalive,2min59sec,0)`
+    assert!(
+        timer.starts_with("keepalive,2min") || timer.starts_with("keepalive,3min"),
+        "want a keep-alive timer of about 3 minutes, got:\n{listing}"
+    );
+}
+
 /// Asks `GET /v2/` on each of `crowd`, all open at once, expecting 200 on every one.
 fn answered_on_each(mut crowd: Vec<Box<dyn Stream>>, log: impl Fn() -> String) {
     let count = crowd.len();
