@@ -462,7 +462,7 @@ fn raise_open_file_limit() {
             .and_then(|s| s.trim().parse().ok())
     });
     let Some(ceiling) = ceiling else { return };
-    if limit.current.is_some_and(|soft| soft >= ceiling) {
+    if limit.current.is_none_or(|soft| soft >= ceiling) {
         return;
     }
     let raised = rustix::process::Rlimit {
