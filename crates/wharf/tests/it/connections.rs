@@ -129,7 +129,8 @@ fn connections_opened_while_many_are_open_get_small_read_buffers() {
 fn a_low_soft_limit_on_open_files_does_not_cap_connections() {
     let w = Wharf::start_with_open_files(64, 4096);
     let target = Target::Tcp(w.host());
-    answered_on_each((0..200).map(|_| target.connect()).collect(), || w.log());
+    let mut crowd: Vec<_> = (0..200).map(|_| target.connect()).collect();
+    answered_on_each(&mut crowd, || w.log());
 }
 
 /// 300 connections arriving while wharf cannot accept (stopped by SIGSTOP, as a busy loop or
@@ -145,9 +146,7 @@ fn a_burst_of_connections_waits_in_the_backlog() {
 #[test]
 fn a_burst_of_connections_waits_in_the_unix_socket_backlog() {
     let w = UnixWharf::start();
-    burst_waits_in_the_backlog(&Target::Unix(w.socket()), w.child.id(), || {
-        std::fs::read_to_string(w.dir.path().join("wharf.log")).unwrap_or_default()
-    });
+    burst_waits_in_the_backlog(&Target::Unix(w.socket()), w.child.id(), || w.log());
 }
 
 /// Stops the server at `pid`, opens 300 connections to `target`, lets the server go on and
@@ -164,7 +163,7 @@ fn burst_waits_in_the_backlog(target: &Target, pid: u32, log: impl Fn() -> Strin
     };
     signal("-STOP");
     // A connect that is not queued blocks until the server goes on: give up after 3 s.
-    let burst: Vec<Box<dyn Stream>> = (0..300)
+    let mut burst: Vec<Box<dyn Stream>> = (0..300)
         .map(|i| {
             target
                 .try_connect(Duration::from_secs(3))
@@ -172,7 +171,7 @@ fn burst_waits_in_the_backlog(target: &Target, pid: u32, log: impl Fn() -> Strin
         })
         .collect();
     signal("-CONT");
-    answered_on_each(burst, log);
+    answered_on_each(&mut burst, log);
 }
 
 /// A client connection is probed by TCP keep-alive after 3 minutes of silence, as with
@@ -182,12 +181,8 @@ fn burst_waits_in_the_backlog(target: &Target, pid: u32, log: impl Fn() -> Strin
 fn client_connections_are_probed_by_tcp_keep_alive() {
     let w = Wharf::start();
     let target = Target::Tcp(w.host());
-    let mut conn = target.connect();
-    conn.write_all(b"GET /v2/ HTTP/1.1\r\nHost: registry\r\n\r\n")
-        .expect("send a request");
-    let mut answer = [0u8; 12];
-    conn.read_exact(&mut answer).expect("an answer");
-    assert_eq!(&answer, b"HTTP/1.1 200");
+    let mut open = vec![target.connect()];
+    answered_on_each(&mut open, || w.log());
 
     let port = w.host().rsplit(':').next().expect("a port").to_owned();
     let out = Command::new("ss")
@@ -212,7 +207,7 @@ fn client_connections_are_probed_by_tcp_keep_alive() {
 }
 
 /// Asks `GET /v2/` on each of `crowd`, all open at once, expecting 200 on every one.
-fn answered_on_each(mut crowd: Vec<Box<dyn Stream>>, log: impl Fn() -> String) {
+fn answered_on_each(crowd: &mut [Box<dyn Stream>], log: impl Fn() -> String) {
     let count = crowd.len();
     for (i, conn) in crowd.iter_mut().enumerate() {
         conn.write_all(b"GET /v2/ HTTP/1.1\r\nHost: registry\r\n\r\n")
@@ -258,7 +253,7 @@ impl UnixWharf {
             assert!(
                 Instant::now() < deadline,
                 "no unix socket within 20 s; log:\n{}",
-                std::fs::read_to_string(w.dir.path().join("wharf.log")).unwrap_or_default()
+                w.log()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -267,6 +262,11 @@ impl UnixWharf {
 
     fn socket(&self) -> PathBuf {
         self.dir.path().join("wharf.sock")
+    }
+
+    /// The server's log so far, for failure messages.
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("wharf.log")).unwrap_or_default()
     }
 }
 
