@@ -390,8 +390,9 @@ def run_wrk(url, seconds, conns, headers=(), script=None):
 
 
 class Row:
-    def __init__(self, task, unit, higher_better=True):
+    def __init__(self, task, unit, higher_better=True, moved=None):
         self.task, self.unit, self.higher = task, unit, higher_better
+        self.moved = moved  # bytes uploaded per repetition, for CPU seconds per GiB
         self.values = {}  # server -> [figures]
         self.cpu = {}
         self.hwm = {}
@@ -447,7 +448,7 @@ class Bench:
 
     def monolithic(self, size, count):
         row = Row(f"monolithic upload {fmt_size(size)}" + (f" x{count}" if count > 1 else ""),
-                  "MiB/s")
+                  "MiB/s", moved=count * size)
 
         def run(s, rep):
             cl = Client(s.host)
@@ -464,7 +465,8 @@ class Bench:
         self.measure(row, run)
 
     def chunked(self, size, chunk):
-        row = Row(f"chunked upload {fmt_size(size)} in {fmt_size(chunk)} chunks", "MiB/s")
+        row = Row(f"chunked upload {fmt_size(size)} in {fmt_size(chunk)} chunks", "MiB/s",
+                  moved=size)
 
         def run(s, rep):
             path, digest = self.fresh_blob(size, rep)
@@ -479,7 +481,8 @@ class Bench:
 
     def concurrent_pushes(self):
         n, size = self.a.clients, self.a.client_size
-        row = Row(f"{n} clients x {fmt_size(size)} blob uploads at once", "MiB/s")
+        row = Row(f"{n} clients x {fmt_size(size)} blob uploads at once", "MiB/s",
+                  moved=n * size)
         base = os.urandom(size)
 
         def run(s, rep):
@@ -857,7 +860,38 @@ def ceilings(args, work, big_path):
                     n / (time.perf_counter() - t0), "MiB/s"))
     if os.path.exists(target):
         os.unlink(target)
+    out += receive_and_hash(2 * args.get_size)
     return out
+
+
+def receive_and_hash(size):
+    """The floor under a digest-checked upload: one loopback TCP stream received in 1 MiB reads
+    and hashed with SHA-256 (OpenSSL's, through hashlib), no HTTP, no disk. The receiver's CPU
+    per GiB is the least any registry can spend on an upload it verifies as it streams."""
+    with socket.socket() as srv:
+        srv.bind(("127.0.0.1", 0))
+        srv.listen(1)
+        sender = subprocess.Popen([sys.executable, "-c", (
+            "import socket, sys\n"
+            "s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+            "buf = bytes(range(256)) * 4096\n"
+            "for _ in range(int(sys.argv[2])): s.sendall(buf)\n"
+            "s.close()\n"), str(srv.getsockname()[1]), str(size // MiB)])
+        conn, _ = srv.accept()
+    buf = bytearray(MiB)
+    view = memoryview(buf)
+    h = hashlib.sha256()
+    got = 0
+    with conn:
+        c0, t0 = time.thread_time(), time.perf_counter()
+        while n := conn.recv_into(buf):
+            h.update(view[:n])
+            got += n
+        cpu, dt = time.thread_time() - c0, time.perf_counter() - t0
+    check(sender.wait() == 0 and got == size // MiB * MiB, "receive-and-hash: short stream")
+    gib = got / (1 << 30)
+    return [("loopback TCP receive + SHA-256, one stream, no HTTP, no disk", got / MiB / dt, "MiB/s"),
+            ("  its receiver's CPU (the floor of a digest-checked upload)", cpu / gib, "CPU s/GiB")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -894,6 +928,14 @@ def table(bench, servers, ceil, nginx_wrk):
     lines.append(f"Ratio: {names[0]}'s advantage (>1 = {names[0]} better; for ms rows, {names[1]}/{names[0]}). "
                  "Figures are medians of the repetitions; CPU s are summed over them; peak RSS is "
                  "VmHWM, reset before each task.")
+    uploads = [r for r in bench.rows if r.moved]
+    if uploads:
+        lines.append("")
+        lines.append("| upload task | " + " | ".join(f"{n} CPU s/GiB" for n in names) + " |")
+        lines.append("|---|" + "---|" * len(names))
+        for r in uploads:
+            per = [r.cpu[n] / (len(r.values[n]) * r.moved / (1 << 30)) for n in names]
+            lines.append(f"| {r.task} | " + " | ".join(f"{v:.2f}" for v in per) + " |")
     lines.append("")
     lines.append("| machine ceiling | figure | unit |")
     lines.append("|---|---|---|")
